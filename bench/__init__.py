@@ -1,0 +1,11 @@
+"""A benchmarking and profiling harness for PyTorch and PennyLane models."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from bench.case import Case, Claim, Grid, Tolerance, Variant  # noqa: E402
+from bench.errors import BenchError  # noqa: E402
+from bench.registry import register  # noqa: E402
+
+__all__ = ["BenchError", "Case", "Claim", "Grid", "Tolerance", "Variant", "__version__", "register"]

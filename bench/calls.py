@@ -1,0 +1,172 @@
+"""How a case's callable is invoked in each mode, once for checking or repeatedly for timing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.device import synchronize
+from bench.errors import CaseDefinitionError
+
+Inputs = Mapping[str, Any]
+
+
+def check_inputs(inputs: Any, case: str) -> Inputs:
+    if not isinstance(inputs, Mapping):
+        raise CaseDefinitionError(
+            f"Case {case!r}: setup must return a mapping of keyword arguments, got {type(inputs).__name__}"
+        )
+    return inputs
+
+
+def grad_leaves(obj: Any) -> list[torch.Tensor]:
+    """Leaf tensors that receive gradients: requires_grad tensors and module parameters."""
+    found: dict[int, torch.Tensor] = {}
+
+    def visit(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            if value.requires_grad and value.is_leaf:
+                found.setdefault(id(value), value)
+        elif isinstance(value, torch.nn.Module):
+            for param in value.parameters():
+                if param.requires_grad:
+                    found.setdefault(id(param), param)
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+
+    visit(obj)
+    return list(found.values())
+
+
+def modules_of(obj: Any) -> list[torch.nn.Module]:
+    found: dict[int, torch.nn.Module] = {}
+
+    def visit(value: Any) -> None:
+        if isinstance(value, torch.nn.Module):
+            found.setdefault(id(value), value)
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+
+    visit(obj)
+    return list(found.values())
+
+
+def parameter_count(inputs: Inputs) -> int | None:
+    """Unique parameters of every module among the inputs; None when there is no module."""
+    modules = modules_of(inputs)
+    if not modules:
+        return None
+    unique = {id(p): p.numel() for m in modules for p in m.parameters()}
+    return int(sum(unique.values()))
+
+
+def detached(obj: Any) -> Any:
+    """The same structure with tensors detached (so a kept output holds no autograd graph)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach()
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(detached(v) for v in obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(detached(v) for v in obj)
+    if isinstance(obj, Mapping):
+        return {k: detached(v) for k, v in obj.items()}
+    return obj
+
+
+def flat_tensors(obj: Any) -> list[torch.Tensor]:
+    """Every number in an output as CPU tensors, in a stable order, for comparison."""
+    if obj is None:
+        return []
+    if isinstance(obj, torch.Tensor):
+        return [obj.detach().cpu()]
+    if isinstance(obj, np.ndarray):
+        return [torch.from_numpy(obj.copy())]
+    if isinstance(obj, (bool, int, float, np.number)):
+        return [torch.tensor(obj)]
+    if isinstance(obj, Mapping):
+        return [t for key in obj for t in flat_tensors(obj[key])]
+    if isinstance(obj, (list, tuple)):
+        return [t for item in obj for t in flat_tensors(item)]
+    raise CaseDefinitionError(
+        f"cannot compare an output of type {type(obj).__name__}; return tensors, arrays, numbers, "
+        "or tuples/dicts of them"
+    )
+
+
+def default_objective(output: Any) -> torch.Tensor:
+    """The scalar a forward_backward call backpropagates: the output, or its first element."""
+    value = output
+    while isinstance(value, (list, tuple)) and value:
+        value = value[0]
+    if isinstance(value, Mapping) and value:
+        value = next(iter(value.values()))
+    if not isinstance(value, torch.Tensor) or not value.requires_grad:
+        raise CaseDefinitionError(
+            "forward_backward needs a differentiable tensor output (or declare objective=...)"
+        )
+    return value if value.numel() == 1 else value.sum()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one checked call produced: its output (detached) and the gradients of its leaves."""
+
+    output: Any
+    outputs: list[torch.Tensor]
+    grads: list[torch.Tensor]
+
+
+class Caller:
+    """A zero-argument callable running one mode of one implementation on fixed inputs."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        inputs: Inputs,
+        mode: str,
+        device: str,
+        objective: Callable[[Any], Any] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.inputs = inputs
+        self.mode = mode
+        self.device = device
+        self.objective = objective or default_objective
+        self.leaves = grad_leaves(inputs) if mode == "forward_backward" else []
+
+    def run(self) -> Any:
+        if self.mode == "forward":
+            with torch.no_grad():
+                out = self.fn(**self.inputs)
+        elif self.mode == "forward_backward":
+            for leaf in self.leaves:
+                leaf.grad = None
+            out = self.fn(**self.inputs)
+            self.objective(out).backward()
+        else:
+            out = self.fn(**self.inputs)
+        synchronize(self.device)
+        return out
+
+    __call__ = run
+
+    def snapshot(self) -> Snapshot:
+        out = self.run()
+        grads = []
+        for leaf in self.leaves:
+            grad = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
+            grads.append(grad.detach().cpu().clone())
+        kept = detached(out)
+        return Snapshot(output=kept, outputs=flat_tensors(kept), grads=grads)

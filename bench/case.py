@@ -1,0 +1,275 @@
+"""What a case, a variant, a tolerance, a claim and a parameter grid are (validated on construction)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from bench.errors import CaseDefinitionError
+
+Params = Mapping[str, Any]
+
+MODES = ("forward", "forward_backward", "train_step")
+DEVICES = ("cpu", "cuda")
+PROFILES = ("quick", "full")
+REFERENCE = "reference"
+# Claim metrics. "higher is better" decides which side of the claimed range is "understated".
+CLAIM_METRICS: Mapping[str, bool] = MappingProxyType(
+    {
+        "speedup": True,  # baseline median / variant median, in one run
+        "time_reduction": True,  # 1 - variant median / baseline median
+        "time_increase": False,  # variant median / baseline median - 1 (a cost claim)
+        "memory_reduction": True,  # 1 - variant peak / baseline peak
+        "memory_increase": False,  # variant peak / baseline peak - 1
+        "flops_reduction": True,  # 1 - variant FLOPs / baseline FLOPs
+        "seconds": False,  # the variant's median per call (absolute)
+        "throughput": True,  # the variant's work units per second (absolute)
+        "parameters": False,  # the variant's parameter count (absolute)
+        "extra": False,  # a number the case measured itself, named by Claim.extra
+        "extra_ratio": True,  # baseline's extra value / variant's extra value
+    }
+)
+_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+_VARIANT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_AXIS = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _fail(where: str, message: str) -> CaseDefinitionError:
+    return CaseDefinitionError(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How close an exact variant's outputs must be: |a - b| <= atol + rtol * |b|, elementwise."""
+
+    rtol: float = 1e-5
+    atol: float = 1e-6
+
+    def __post_init__(self) -> None:
+        for name in ("rtol", "atol"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise CaseDefinitionError(f"Tolerance.{name} must be a finite number >= 0, got {value!r}")
+
+
+@dataclass(frozen=True, init=False)
+class Grid:
+    """Named parameter axes; the points are their Cartesian product, in declaration order."""
+
+    axes: tuple[tuple[str, tuple[Any, ...]], ...]
+
+    def __init__(self, **axes: Sequence[Any]) -> None:
+        if not axes:
+            raise CaseDefinitionError("Grid needs at least one axis, e.g. Grid(batch=[8])")
+        checked = []
+        for name, values in axes.items():
+            if not _AXIS.match(name):
+                raise CaseDefinitionError(f"Grid axis {name!r} must be lower_snake_case")
+            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+                raise CaseDefinitionError(f"Grid axis {name!r} needs a non-empty list of values")
+            for value in values:
+                if not isinstance(value, (int, float, str, bool)):
+                    raise CaseDefinitionError(
+                        f"Grid axis {name!r}: value {value!r} is not an int, float, str or bool"
+                    )
+            if len(set(values)) != len(values):
+                raise CaseDefinitionError(f"Grid axis {name!r} repeats a value: {list(values)}")
+            checked.append((name, tuple(values)))
+        object.__setattr__(self, "axes", tuple(checked))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.axes)
+
+    def points(self) -> list[dict[str, Any]]:
+        values = [vals for _, vals in self.axes]
+        return [dict(zip(self.names, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+def point_id(params: Params) -> str:
+    """A compact, stable id for a grid point: ``batch8-parts4-dim64``."""
+    return "-".join(f"{key}{value}" for key, value in params.items())
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One optimized implementation of a case.
+
+    ``exact`` variants must reproduce the reference within the tolerance. Approximate ones give a
+    ``quality`` function (reference output, variant output) -> {metric: value}; its first key is
+    the headline metric. A variant with ``params`` overrides runs a different workload (e.g. a
+    smaller configuration), so it cannot be exact; ``note`` says what differs.
+    """
+
+    fn: Callable[..., Any]
+    exact: bool = True
+    quality: Callable[[Any, Any], Mapping[str, float]] | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    flops: Callable[[Params], float] | None = None
+    tolerance: Tolerance | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise CaseDefinitionError(f"Variant.fn must be callable, got {self.fn!r}")
+        if self.quality is not None and not callable(self.quality):
+            raise CaseDefinitionError("Variant.quality must be callable (ref_out, var_out) -> dict")
+        if self.exact and self.quality is not None:
+            raise CaseDefinitionError("an exact variant has a tolerance, not a quality metric")
+        if self.exact and self.params:
+            raise CaseDefinitionError(
+                "a variant that overrides parameters runs a different workload: declare exact=False"
+            )
+        if self.flops is not None and not callable(self.flops):
+            raise CaseDefinitionError("Variant.flops must be a callable params -> FLOPs per call")
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A number a source note claims, checked by measurement.
+
+    ``expected`` is the claimed (low, high) range of ``metric`` for ``variant`` against
+    ``baseline``. ``hardware`` names the hardware of an absolute figure (seconds, GB) that this
+    machine is not; ``reason`` with ``measurable=False`` says why it cannot be measured here.
+    ``at`` pins the grid point (a subset of its parameters) the claim is about.
+    """
+
+    id: str
+    text: str
+    metric: str
+    variant: str = REFERENCE
+    baseline: str = REFERENCE
+    expected: tuple[float, float] | None = None
+    at: Mapping[str, Any] = field(default_factory=dict)
+    extra: str | None = None
+    hardware: str | None = None
+    measurable: bool = True
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"Claim {self.id!r}"
+        if not self.id or not self.text:
+            raise _fail(where, "needs an id and the claim's text")
+        if self.metric not in CLAIM_METRICS:
+            raise _fail(where, f"unknown metric {self.metric!r}; one of {', '.join(CLAIM_METRICS)}")
+        if self.metric in ("extra", "extra_ratio") and not self.extra:
+            raise _fail(where, f"metric {self.metric!r} needs extra='<measured name>'")
+        if not self.measurable:
+            if not self.reason:
+                raise _fail(where, "a claim that is not measurable here needs a reason")
+        elif self.expected is None:
+            raise _fail(where, "needs expected=(low, high)")
+        if self.expected is not None:
+            low, high = self.expected
+            if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+                raise _fail(where, f"expected must be a finite (low, high) range, got {self.expected}")
+        object.__setattr__(self, "at", MappingProxyType(dict(self.at)))
+
+    @property
+    def higher_is_better(self) -> bool:
+        return CLAIM_METRICS[self.metric]
+
+
+@dataclass(frozen=True)
+class Case:
+    """A reference implementation, its variants, and how to build inputs and judge them."""
+
+    name: str
+    setup: Callable[[Params, str], Mapping[str, Any]]
+    reference: Callable[..., Any]
+    variants: Mapping[str, Callable[..., Any] | Variant]
+    grids: Mapping[str, Grid]
+    mode: str = "forward"
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    work: tuple[str, Callable[[Params], float]] | None = None
+    flops: Callable[[Params], float] | None = None
+    objective: Callable[[Any], Any] | None = None
+    measures: Callable[[Mapping[str, Any], Any, Params], Mapping[str, float]] | None = None
+    claims: Sequence[Claim] = ()
+    devices: tuple[str, ...] = DEVICES
+    markers: tuple[str, ...] = ()
+    time_limit_s: float = 300.0
+    warmup_calls: int = 1
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"Case {self.name!r}"
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise _fail(where, "name must look like 'family.case' (lower_snake_case parts)")
+        if self.reference is None:
+            raise _fail(where, "has no reference implementation (reference=...)")
+        if not callable(self.reference):
+            raise _fail(where, f"reference must be callable, got {self.reference!r}")
+        if not callable(self.setup):
+            raise _fail(where, "setup must be a callable (params, device) -> inputs")
+        if self.mode not in MODES:
+            raise _fail(where, f"unknown mode {self.mode!r}; one of {', '.join(MODES)}")
+        missing = [p for p in PROFILES if p not in self.grids]
+        if missing:
+            raise _fail(where, f"needs a grid for every profile; missing {', '.join(missing)}")
+        for profile, grid in self.grids.items():
+            if not isinstance(grid, Grid):
+                raise _fail(where, f"grids[{profile!r}] must be a Grid")
+        axes = {name for grid in self.grids.values() for name in grid.names}
+        variants: dict[str, Variant] = {}
+        for vname, value in self.variants.items():
+            if vname == REFERENCE or not _VARIANT.match(vname):
+                raise _fail(where, f"variant name {vname!r} must be an identifier other than 'reference'")
+            variant = value if isinstance(value, Variant) else Variant(fn=value)
+            unknown = set(variant.params) - axes
+            if unknown:
+                raise _fail(where, f"variant {vname!r} overrides unknown parameters {sorted(unknown)}")
+            variants[vname] = variant
+        object.__setattr__(self, "variants", MappingProxyType(variants))
+        if not isinstance(self.tolerance, Tolerance):
+            raise _fail(where, "tolerance must be a Tolerance")
+        if self.work is not None:
+            if len(self.work) != 2 or not isinstance(self.work[0], str) or not callable(self.work[1]):
+                raise _fail(where, "work must be (unit, params -> units per call)")
+        for name in ("flops", "objective", "measures"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise _fail(where, f"{name} must be callable")
+        bad_devices = set(self.devices) - set(DEVICES)
+        if not self.devices or bad_devices:
+            raise _fail(where, f"devices must be a non-empty subset of {DEVICES}")
+        if not (self.time_limit_s > 0):
+            raise _fail(where, "time_limit_s must be > 0")
+        if self.warmup_calls < 0:
+            raise _fail(where, "warmup_calls must be >= 0")
+        names = {REFERENCE, *variants}
+        seen: set[str] = set()
+        for claim in self.claims:
+            if not isinstance(claim, Claim):
+                raise _fail(where, f"claims must be Claim objects, got {claim!r}")
+            if claim.id in seen:
+                raise _fail(where, f"claim id {claim.id!r} is declared twice")
+            seen.add(claim.id)
+            for role in (claim.variant, claim.baseline):
+                if role not in names:
+                    raise _fail(where, f"claim {claim.id!r} names unknown variant {role!r}")
+            unknown_at = set(claim.at) - axes
+            if unknown_at:
+                raise _fail(where, f"claim {claim.id!r} pins unknown parameters {sorted(unknown_at)}")
+        object.__setattr__(self, "claims", tuple(self.claims))
+        object.__setattr__(self, "devices", tuple(self.devices))
+        object.__setattr__(self, "markers", tuple(self.markers))
+
+    @property
+    def family(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    def implementations(self) -> list[tuple[str, Variant]]:
+        """Reference first, then the variants in declaration order."""
+        return [(REFERENCE, Variant(fn=self.reference)), *self.variants.items()]
+
+    def points(self, profile: str) -> list[dict[str, Any]]:
+        if profile not in self.grids:
+            raise CaseDefinitionError(f"Case {self.name!r} has no {profile!r} grid")
+        return self.grids[profile].points()

@@ -1,0 +1,172 @@
+"""The `bench` command: argument parsing, printing and exit codes (the only place that does either)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from bench.case import PROFILES
+from bench.claims import audit
+from bench.compare import compare_runs
+from bench.device import DEVICE_CHOICES, plan_devices
+from bench.errors import BenchError
+from bench.render.console import print_results
+from bench.render.report import render_report
+from bench.results import load_runs
+from bench.runner import Outcome, pytest_args, run_pytest
+
+OK, FAILURES, UNUSABLE, INTERRUPTED = 0, 1, 2, 130
+
+
+def _console(stderr: bool = False) -> Console:
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, highlight=False, width=200)
+    return console
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Check, time and compare reference and optimized implementations of ML models.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def selection(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-k", dest="select", metavar="EXPR", help="pytest -k expression over item names")
+        p.add_argument("--profile", choices=PROFILES, default="quick", help="grid sizes (default: quick)")
+
+    p_list = sub.add_parser("list", help="list the benchmark items a selection gives")
+    selection(p_list)
+    p_list.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+
+    p_run = sub.add_parser("run", help="check, probe and time the selected items; write JSON and a report")
+    selection(p_run)
+    p_run.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                       help="cpu, cuda (exit 2 without CUDA), auto (CUDA if usable else CPU), all")
+    p_run.add_argument("--json", type=Path, help="results file (default: results/run-<time>.json)")
+    p_run.add_argument("--report", type=Path, help="markdown report (default: the JSON path with .md)")
+    p_run.add_argument("--time-limit", type=float, metavar="SECONDS",
+                       help="stop any item running longer than this (default: each case's own limit)")
+    p_run.add_argument("--no-probes", action="store_true", help="skip the memory/FLOP/GPU probe pass")
+
+    p_report = sub.add_parser("report", help="write the markdown report of one or more results files")
+    p_report.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json")
+    p_report.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
+    return parser
+
+
+def _selection_error(args: argparse.Namespace, outcome: Outcome, err: Console) -> int | None:
+    if outcome.collection_errors:
+        for error in outcome.collection_errors:
+            err.print(f"[red]error:[/] could not load benchmark cases:\n{escape(error)}", highlight=False)
+        return UNUSABLE
+    if outcome.exit_code == 4:
+        err.print("[red]error:[/] pytest rejected the arguments (see above)")
+        return UNUSABLE
+    if not outcome.items:
+        what = f"-k {args.select!r}" if args.select else "the suites"
+        err.print(f"[red]error:[/] {what} selected no benchmark items. `bench list` shows what exists.")
+        return UNUSABLE
+    return None
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    err = _console(stderr=True)
+    plan_devices(args.device)
+    outcome = run_pytest(
+        pytest_args(profile=args.profile, device=args.device, select=args.select, collect_only=True), None
+    )
+    problem = _selection_error(args, outcome, err)
+    if problem is not None:
+        return problem
+    table = Table(title=f"{len(outcome.items)} benchmark items (profile {args.profile})", title_justify="left")
+    for column in ("Item", "Markers"):
+        table.add_column(column)
+    for item in outcome.items:
+        markers = sorted({m.name for m in item.iter_markers()} - {"benchmark"})
+        table.add_row(escape(item.name), ", ".join(markers))
+    _console().print(table)
+    return OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    out, err = _console(), _console(stderr=True)
+    plan = plan_devices(args.device)
+    for device, reason in plan.skipped:
+        err.print(f"[yellow]note:[/] {device} items are skipped: {reason}")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    json_path = args.json or Path("results") / f"run-{stamp}.json"
+    report_path = args.report or json_path.with_suffix(".md")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    extra = []
+    if args.time_limit:
+        extra.append(f"--bench-time-limit={args.time_limit}")
+    if args.no_probes:
+        extra.append("--bench-no-probes")
+    outcome = run_pytest(
+        pytest_args(profile=args.profile, device=args.device, select=args.select, json_path=json_path,
+                    extra=extra),
+        err,
+    )
+    problem = _selection_error(args, outcome, err)
+    if problem is not None:
+        return problem
+    if not json_path.exists():
+        err.print(f"[red]error:[/] no results were written to {json_path} (pytest exit code {outcome.exit_code})")
+        return FAILURES
+    runs = load_runs([json_path])
+    rows = compare_runs(runs)
+    claims = [c for run in runs for c in audit(run)]
+    print_results(out, rows, claims)
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    command = "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "bench run"
+    report_path.write_text(render_report(runs, rows, claims, command=command))
+    err.print(f"results: {json_path}\nreport:  {report_path}")
+    err.print(f"{outcome.passed} timed, {len(outcome.failed)} failed, {outcome.skipped} skipped")
+    if outcome.interrupted:
+        err.print("[yellow]interrupted:[/] the results above are the items finished before the interrupt")
+        return INTERRUPTED
+    return FAILURES if outcome.failed else OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    runs = load_runs(args.results)
+    rows = compare_runs(runs)
+    claims = [c for run in runs for c in audit(run)]
+    command = "bench report " + " ".join(shlex.quote(str(p)) for p in args.results)
+    text = render_report(runs, rows, claims, command=command)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+        _console(stderr=True).print(f"report: {args.output}")
+    else:
+        sys.stdout.write(text + "\n")
+    return OK
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BenchError as exc:
+        _console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        return UNUSABLE
+    except KeyboardInterrupt:
+        _console(stderr=True).print("[yellow]interrupted[/]")
+        return INTERRUPTED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

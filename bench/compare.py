@@ -1,0 +1,138 @@
+"""Speedups, memory ratios and achieved FLOP rates of each variant against its reference, per run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.results import Record, Run
+from bench.stats import ratio_interval
+
+# Below this, resident-set growth is page-level noise and a ratio of two such numbers means nothing.
+MIN_RATIO_BYTES = 2**20
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One row of a comparison table: an implementation beside its reference."""
+
+    case: str
+    family: str
+    params: Mapping[str, Any]
+    device: str
+    variant: str
+    role: str
+    exact: bool
+    note: str = ""
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    median_s: float | None = None
+    iqr_s: float | None = None
+    rounds: int = 0
+    speedup: float | None = None
+    speedup_ci: tuple[float, float] | None = None
+    peak_bytes: int | None = None
+    memory_ratio: float | None = None
+    correctness: str = ""
+    correct: bool = True
+    gflops: float | None = None
+    pct_of_peak: float | None = None
+    throughput: float | None = None
+    work_unit: str | None = None
+    parameters: int | None = None
+    error: str | None = None
+    source: str = ""
+
+    @property
+    def point(self) -> str:
+        return "-".join(f"{k}{v}" for k, v in self.params.items())
+
+
+def peak_bytes(record: Record) -> int | None:
+    """The call's own peak memory: CUDA allocator growth on CUDA, resident-set growth on CPU."""
+    memory = record.memory or {}
+    key = "cuda_peak_allocated_delta_bytes" if record.device.startswith("cuda") else "cpu_peak_rss_delta_bytes"
+    value = memory.get(key)
+    return int(value) if value is not None else None
+
+
+def correctness_text(record: Record) -> tuple[str, bool]:
+    """A short cell for the table and whether it is a pass."""
+    if record.role == "reference":
+        return "reference", True
+    corr = record.correctness or {}
+    if record.error and record.error.get("kind") == "mismatch":
+        return f"MISMATCH (max rel err {corr.get('max_rel_err', float('nan')):.2g})", False
+    if not corr:
+        return "not checked", record.error is None
+    if corr.get("exact"):
+        return f"exact (max rel err {corr.get('max_rel_err', 0.0):.1e})", bool(corr.get("passed"))
+    if corr.get("quality_metric"):
+        return f"≈ {corr['quality_metric']} = {corr['value']:.4g}", True
+    return "not compared (different workload)", True
+
+
+def compare_run(run: Run) -> list[Comparison]:
+    """Rows for every record of a run, grouped by case, grid point and device, reference first."""
+    peaks = run.environment.get("peak", {})
+    case_info = run.info.get("cases", {})
+    groups: dict[tuple[str, str, str], list[Record]] = {}
+    for rec in (*run.records, *run.failures):
+        groups.setdefault((rec.case, rec.point, rec.device), []).append(rec)
+    rows: list[Comparison] = []
+    for (case, _, device), recs in groups.items():
+        order = list(case_info.get(case, {}).get("variants", {}))
+        recs.sort(key=lambda r: order.index(r.variant) if r.variant in order else len(order))
+        ref = next((r for r in recs if r.role == "reference" and r.timed), None)
+        ref_peak = peak_bytes(ref) if ref else None
+        device_peak = (peaks.get(device.split(":")[0]) or {}).get("gflops_fp32")
+        for rec in recs:
+            speedup = ci = None
+            if ref is not None and rec.timed and ref.median_s and rec.median_s:
+                speedup = ref.median_s / rec.median_s
+                ci = ratio_interval(ref.rounds_s, rec.rounds_s) if rec is not ref else None
+            mine = peak_bytes(rec)
+            gflops = (
+                rec.flops_per_call / rec.median_s / 1e9
+                if rec.flops_per_call and rec.timed and rec.median_s
+                else None
+            )
+            text, ok = correctness_text(rec)
+            rows.append(
+                Comparison(
+                    case=rec.case,
+                    family=rec.family,
+                    params=rec.params,
+                    device=device,
+                    variant=rec.variant,
+                    role=rec.role,
+                    exact=rec.exact,
+                    note=rec.note,
+                    overrides=rec.overrides,
+                    median_s=rec.median_s if rec.timed else None,
+                    iqr_s=rec.iqr_s if rec.timed else None,
+                    rounds=len(rec.rounds_s),
+                    speedup=speedup,
+                    speedup_ci=ci,
+                    peak_bytes=mine,
+                    memory_ratio=(
+                        mine / ref_peak if mine is not None and ref_peak and ref_peak >= MIN_RATIO_BYTES else None
+                    ),
+                    correctness=text,
+                    correct=ok,
+                    gflops=gflops,
+                    pct_of_peak=100 * gflops / device_peak if gflops and device_peak else None,
+                    throughput=(
+                        rec.work_per_call / rec.median_s if rec.work_per_call and rec.timed and rec.median_s else None
+                    ),
+                    work_unit=rec.work_unit,
+                    parameters=rec.parameters,
+                    error=f"{rec.error['kind']}: {rec.error['message']}" if rec.error else None,
+                    source=rec.source,
+                )
+            )
+    return rows
+
+
+def compare_runs(runs: list[Run]) -> list[Comparison]:
+    return [row for run in runs for row in compare_run(run)]

@@ -1,0 +1,435 @@
+"""The pytest plugin: turns registered cases into benchmark items, checks, probes and times them."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from bench import __version__
+from bench.calls import Caller, Snapshot, check_inputs, parameter_count
+from bench.case import PROFILES, REFERENCE, Case, Variant, point_id
+from bench.correctness import judge
+from bench.device import DEVICE_CHOICES, DevicePlan, plan_devices, preserved_knobs, time_limit
+from bench.environment import describe
+from bench.errors import BenchError, CaseTimeout, MismatchError
+from bench.probes import count_flops, cpu_peak, cuda_peak, sample_gpu
+from bench.registry import REGISTRY
+
+SCHEMA = 1
+MARKERS = {
+    "gpu": "needs a CUDA device; skipped cleanly without one",
+    "quantum": "runs quantum circuit simulation (PennyLane)",
+    "slow": "takes long; deselect with -m 'not slow'",
+}
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    """One benchmark item: a case at one grid point on one device, for one implementation."""
+
+    case: Case
+    params: dict[str, Any]
+    device: str
+    variant: str
+    impl: Variant
+
+    @property
+    def name(self) -> str:
+        return f"{self.case.name}[{point_id(self.params)}-{self.device}-{self.variant}]"
+
+    @property
+    def run_params(self) -> dict[str, Any]:
+        return {**self.params, **self.impl.params}
+
+
+@dataclass
+class _Baseline:
+    """The reference's inputs and checked output for one (case, point, device), built once."""
+
+    key: tuple[str, str, str]
+    inputs: Mapping[str, Any] | None = None
+    snapshot: Snapshot | None = None
+    first_call_s: float | None = None
+    error: str | None = None
+
+
+def _error_kind(exc: BaseException) -> str:
+    if isinstance(exc, CaseTimeout):
+        return "timeout"
+    if isinstance(exc, MismatchError):
+        return "mismatch"
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return "oom"
+    text = str(exc).lower()
+    if isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text):
+        return "oom"
+    return "exception"
+
+
+def _dtype_of(inputs: Mapping[str, Any]) -> str | None:
+    for value in inputs.values():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            return str(value.dtype).removeprefix("torch.")
+        if isinstance(value, torch.nn.Module):
+            for param in value.parameters():
+                return str(param.dtype).removeprefix("torch.")
+    return None
+
+
+class BenchSession:
+    """State of one pytest run of the harness: options, the reference cache, failures."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.profile: str = config.getoption("bench_profile")
+        self.device_choice: str = config.getoption("bench_device")
+        self.time_limit_s: float | None = config.getoption("bench_time_limit")
+        self.probes: bool = not config.getoption("bench_no_probes")
+        self.plan: DevicePlan = plan_devices(self.device_choice)
+        self.cases: dict[str, Case] = {}
+        self.failures: list[dict[str, Any]] = []
+        self.skipped: list[dict[str, Any]] = []
+        self.interrupted = False
+        self.item_ids: set[str] = set()
+        self.started = time.time()
+        self._baseline: _Baseline | None = None
+
+    # -- collection ---------------------------------------------------------------------------
+
+    def suite_dirs(self) -> list[Path]:
+        configured = self.config.getini("bench_suites")
+        if configured:
+            return [Path(p).resolve() for p in configured]
+        return [self.config.rootpath / "suites"]
+
+    def is_suite_file(self, path: Path) -> bool:
+        if path.suffix != ".py" or path.name in ("__init__.py", "conftest.py"):
+            return False
+        return path.parent.resolve() in self.suite_dirs()
+
+    def items_for(self, case: Case) -> Iterator[tuple[ItemSpec, str | None]]:
+        """Every item of a case with, for devices this run skips, the reason."""
+        skipped = dict(self.plan.skipped)
+        self.cases[case.name] = case
+        for params in case.points(self.profile):
+            for device in case.devices:
+                if device not in self.plan.run and device not in skipped:
+                    continue
+                for vname, impl in case.implementations():
+                    yield ItemSpec(case, params, device, vname, impl), skipped.get(device)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def _record(self, spec: ItemSpec) -> dict[str, Any]:
+        case = spec.case
+        work = None
+        if case.work is not None:
+            unit, per_call = case.work
+            work = {"unit": unit, "per_call": float(per_call(spec.run_params))}
+        return {
+            "schema": SCHEMA,
+            "case": case.name,
+            "family": case.family,
+            "variant": spec.variant,
+            "role": "reference" if spec.variant == REFERENCE else "variant",
+            "params": dict(spec.params),
+            "overrides": dict(spec.impl.params),
+            "device": spec.device,
+            "dtype": None,
+            "profile": self.profile,
+            "mode": case.mode,
+            "exact": spec.impl.exact,
+            "note": spec.impl.note,
+            "work": work,
+            "correctness": None,
+            "memory": None,
+            "gpu": None,
+            "flops": None,
+            "parameters": None,
+            "extra": {},
+            "warmup_calls": case.warmup_calls,
+            "first_call_s": None,
+            "error": None,
+        }
+
+    def _setup(self, spec: ItemSpec, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        torch.manual_seed(0)
+        return check_inputs(spec.case.setup(dict(params), spec.device), spec.case.name)
+
+    def _caller(self, spec: ItemSpec, fn: Any, inputs: Mapping[str, Any]) -> Caller:
+        return Caller(fn, inputs, spec.case.mode, spec.device, spec.case.objective)
+
+    def baseline(self, spec: ItemSpec) -> _Baseline:
+        key = (spec.case.name, point_id(spec.params), spec.device)
+        if self._baseline is not None and self._baseline.key == key:
+            return self._baseline
+        self._baseline = None  # free the previous point's tensors before building new ones
+        base = _Baseline(key)
+        try:
+            base.inputs = self._setup(spec, spec.params)
+            started = time.perf_counter()
+            base.snapshot = self._caller(spec, spec.case.reference, base.inputs).snapshot()
+            base.first_call_s = time.perf_counter() - started
+        except (CaseTimeout, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # the reference's failure is reported on every item of this point
+            base.error = f"{type(exc).__name__}: {exc}"
+            base.inputs = base.snapshot = None
+        self._baseline = base
+        return base
+
+    def run(self, spec: ItemSpec, benchmark: Any) -> None:
+        record = self._record(spec)
+        limit = self.time_limit_s or spec.case.time_limit_s
+        try:
+            with preserved_knobs(), time_limit(limit, spec.name):
+                self._execute(spec, benchmark, record)
+        except Exception as exc:
+            record["error"] = {"kind": _error_kind(exc), "message": f"{type(exc).__name__}: {exc}"}
+            record["item"] = spec.name
+            self.failures.append(record)
+            pytest.fail(f"{spec.name}: {record['error']['kind']}: {exc}", pytrace=False)
+
+    def _execute(self, spec: ItemSpec, benchmark: Any, record: dict[str, Any]) -> None:
+        case, impl = spec.case, spec.impl
+        base = self.baseline(spec)
+        if base.error is not None:
+            raise BenchError(f"the reference failed at {spec.params} on {spec.device}: {base.error}")
+        assert base.inputs is not None and base.snapshot is not None
+        if spec.variant == REFERENCE:
+            inputs = base.inputs
+            caller = self._caller(spec, case.reference, inputs)
+            output = base.snapshot.output
+            record["first_call_s"] = base.first_call_s
+        else:
+            fresh = bool(impl.params) or case.mode == "train_step"
+            inputs = self._setup(spec, spec.run_params) if fresh else base.inputs
+            caller = self._caller(spec, impl.fn, inputs)
+            started = time.perf_counter()
+            snapshot = caller.snapshot()
+            record["first_call_s"] = time.perf_counter() - started
+            output = snapshot.output
+            verdict = judge(base.snapshot, snapshot, impl, case.tolerance)
+            record["correctness"] = verdict.as_dict()
+            if not verdict.passed:
+                raise MismatchError(
+                    f"{case.name} at {spec.params} on {spec.device}: variant {spec.variant!r} does not "
+                    f"match the reference: {verdict.describe()}. It was not timed."
+                )
+        record["dtype"] = _dtype_of(inputs)
+        for _ in range(case.warmup_calls):
+            caller()
+        if self.probes:
+            self._probe(spec, caller, inputs, output, record)
+        benchmark.extra_info["bench"] = record
+        benchmark(caller)
+
+    def _probe(
+        self, spec: ItemSpec, caller: Caller, inputs: Mapping[str, Any], output: Any, record: dict[str, Any]
+    ) -> None:
+        case, impl = spec.case, spec.impl
+        host = cpu_peak(caller)
+        memory: dict[str, Any] = {
+            "cpu_peak_rss_bytes": host.peak_bytes,
+            "cpu_peak_rss_delta_bytes": host.delta_bytes,
+            "cpu_method": host.method,
+            "cuda_peak_allocated_bytes": None,
+            "cuda_peak_reserved_bytes": None,
+            "cuda_peak_allocated_delta_bytes": None,
+        }
+        if spec.device == "cuda":
+            dev = cuda_peak(caller, spec.device)
+            memory["cuda_peak_allocated_bytes"] = dev.allocated_bytes
+            memory["cuda_peak_reserved_bytes"] = dev.reserved_bytes
+            memory["cuda_peak_allocated_delta_bytes"] = dev.allocated_delta_bytes
+            record["gpu"] = sample_gpu(caller, spec.device)
+        record["memory"] = memory
+        declared = impl.flops or case.flops
+        if declared is not None:
+            record["flops"] = {"per_call": float(declared(spec.run_params)), "source": "declared"}
+        else:
+            counted = count_flops(caller)
+            record["flops"] = {"per_call": float(counted), "source": "counted"} if counted else None
+        record["parameters"] = parameter_count(inputs)
+        if case.measures is not None:
+            record["extra"] = {k: float(v) for k, v in case.measures(inputs, output, spec.run_params).items()}
+
+    # -- hooks of this run (the session is registered as a plugin) ----------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.skipped and report.when in ("setup", "call") and report.nodeid in self.item_ids:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            reason = reason.removeprefix("Skipped: ")
+            self.skipped.append({"item": report.nodeid.rsplit("::", 1)[-1], "reason": reason})
+
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        self.interrupted = True
+
+    # -- the run's JSON -----------------------------------------------------------------------
+
+    def timing_options(self) -> dict[str, Any]:
+        opt = self.config.getoption
+        return {
+            "min_rounds": opt("benchmark_min_rounds"),
+            "min_time_s": opt("benchmark_min_time"),
+            "max_time_s": opt("benchmark_max_time"),
+            "warmup": str(opt("benchmark_warmup")),
+            "disable_gc": opt("benchmark_disable_gc"),
+            "timer": str(opt("benchmark_timer")),
+        }
+
+    def run_info(self) -> dict[str, Any]:
+        claims = []
+        for case in self.cases.values():
+            for claim in case.claims:
+                claims.append(
+                    {
+                        "case": case.name,
+                        "id": claim.id,
+                        "text": claim.text,
+                        "metric": claim.metric,
+                        "variant": claim.variant,
+                        "baseline": claim.baseline,
+                        "expected": list(claim.expected) if claim.expected else None,
+                        "at": dict(claim.at),
+                        "extra": claim.extra,
+                        "hardware": claim.hardware,
+                        "measurable": claim.measurable,
+                        "reason": claim.reason,
+                    }
+                )
+        return {
+            "schema": SCHEMA,
+            "harness_version": __version__,
+            "profile": self.profile,
+            "devices": {
+                "requested": self.device_choice,
+                "run": list(self.plan.run),
+                "skipped": [{"device": d, "reason": r} for d, r in self.plan.skipped],
+            },
+            "environment": describe(self.plan.run, measure=True, cwd=self.config.rootpath),
+            "timing": self.timing_options(),
+            "time_limit_s": self.time_limit_s,
+            "started": self.started,
+            "finished": time.time(),
+            "interrupted": self.interrupted,
+            "cases": {
+                name: {
+                    "family": case.family,
+                    "mode": case.mode,
+                    "description": case.description,
+                    "work_unit": case.work[0] if case.work else None,
+                    "variants": {
+                        vname: {"exact": impl.exact, "note": impl.note, "overrides": dict(impl.params)}
+                        for vname, impl in case.implementations()
+                    },
+                }
+                for name, case in self.cases.items()
+            },
+            "claims": claims,
+            "failures": self.failures,
+            "skipped": self.skipped,
+        }
+
+
+_KEY = pytest.StashKey[BenchSession]()
+
+
+def session_of(config: pytest.Config) -> BenchSession:
+    return config.stash[_KEY]
+
+
+class SuiteFile(pytest.File):
+    """A module in suites/: importing it registers cases; each becomes benchmark items."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        session = session_of(self.config)
+        relative = self.path.resolve().relative_to(self.config.rootpath.resolve()).with_suffix("")
+        module = ".".join(relative.parts)
+        importlib.import_module(module)
+        for case in REGISTRY.from_module(module):
+            for spec, skip_reason in session.items_for(case):
+                item = pytest.Function.from_parent(self, name=spec.name, callobj=_item_function(session, spec))
+                for marker in case.markers:
+                    item.add_marker(marker)
+                if spec.device == "cuda":
+                    item.add_marker("gpu")
+                if skip_reason:
+                    item.add_marker(pytest.mark.skip(reason=f"cuda: {skip_reason}"))
+                session.item_ids.add(item.nodeid)
+                yield item
+
+
+def _item_function(session: BenchSession, spec: ItemSpec) -> Any:
+    def bench_item(benchmark: Any) -> None:
+        session.run(spec, benchmark)
+
+    bench_item.__doc__ = f"{spec.case.name}: {spec.variant} on {spec.device} at {spec.params}"
+    return bench_item
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bench", "benchmark harness (cases in suites/)")
+    group.addoption("--bench-profile", default="quick", choices=PROFILES,
+                    help="grid profile: quick (CI sizes) or full (the source notes' sizes)")
+    group.addoption("--bench-device", default="auto", choices=DEVICE_CHOICES,
+                    help="cpu, cuda (error without CUDA), auto (CUDA if usable, else CPU), all")
+    group.addoption("--bench-time-limit", type=float, default=None, metavar="SECONDS",
+                    help="stop any item running longer than this (default: each case's limit)")
+    group.addoption("--bench-no-probes", action="store_true", default=False,
+                    help="skip the memory/FLOP/GPU probe pass")
+    parser.addini("bench_suites", "folders whose modules declare benchmark cases", type="paths", default=[])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    # Items that fail before timing never touch the fixture; pytest-benchmark would warn on each.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:Benchmark fixture was not used at all:pytest_benchmark.logger.PytestBenchmarkWarning"
+    )
+    try:
+        session = BenchSession(config)
+    except BenchError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[_KEY] = session
+    config.pluginmanager.register(session, "bench-session")
+    # `pytest --benchmark-only` with no paths means "run the benchmarks": collect the suites.
+    if config.getoption("benchmark_only") and config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args = [str(p) for p in session.suite_dirs()]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if session_of(parent.config).is_suite_file(file_path):
+        return SuiteFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict[str, Any]) -> None:
+    session = session_of(config)
+    if session.cases:
+        output_json["bench"] = session.run_info()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """pytest-benchmark writes no file when nothing was timed; the failures must still be kept."""
+    bench = session_of(session.config)
+    bs = getattr(session.config, "_benchmarksession", None)
+    if not bench.cases or bs is None or not bs.json or bs.benchmarks:
+        return
+    output = session.config.hook.pytest_benchmark_generate_json(
+        config=session.config, benchmarks=[], include_data=True,
+        machine_info=bs.get_machine_info(),
+        commit_info=session.config.hook.pytest_benchmark_generate_commit_info(config=session.config),
+    )
+    output["bench"] = bench.run_info()
+    Path(bs.json).write_text(json.dumps(output, indent=2, default=str))

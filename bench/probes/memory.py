@@ -1,0 +1,110 @@
+"""Peak memory of one call: CPU resident set (exact high-water mark on Linux) and CUDA allocator."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import torch
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+@dataclass(frozen=True)
+class MemoryPeak:
+    """Peak and peak-above-start of one call, in bytes; ``method`` says how it was measured."""
+
+    peak_bytes: int
+    delta_bytes: int
+    method: str
+
+
+def _status_kib(field: str) -> int:
+    for line in _STATUS.read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise OSError(f"{field} not found in {_STATUS}")
+
+
+def _release_freed_memory() -> None:
+    # Freed heap pages stay resident until trimmed; without this a call that reuses an earlier
+    # call's freed memory would show no growth at all.
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name:
+        try:
+            libc = ctypes.CDLL(name)
+            trim = getattr(libc, "malloc_trim", None)
+            if trim is not None:
+                trim(0)
+        except OSError:
+            pass
+
+
+def hwm_resettable() -> bool:
+    """Whether this process can reset its peak-RSS high-water mark (Linux clear_refs)."""
+    try:
+        _CLEAR_REFS.write_text("5")
+        _status_kib("VmHWM")
+        return True
+    except OSError:
+        return False
+
+
+def cpu_peak(call: Callable[[], Any], *, sample_interval_s: float = 0.001) -> MemoryPeak:
+    """Peak RSS during ``call()``: exact via VmHWM after a clear_refs reset, else sampled."""
+    _release_freed_memory()
+    if hwm_resettable():
+        start = _status_kib("VmRSS") * 1024
+        _CLEAR_REFS.write_text("5")
+        call()
+        peak = _status_kib("VmHWM") * 1024
+        return MemoryPeak(peak, max(0, peak - start), "vmhwm")
+    process = psutil.Process()
+    start = process.memory_info().rss
+    peak = start
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, process.memory_info().rss)
+            done.wait(sample_interval_s)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        call()
+    finally:
+        done.set()
+        sampler.join()
+    peak = max(peak, process.memory_info().rss)
+    return MemoryPeak(peak, max(0, peak - start), "sampled")
+
+
+@dataclass(frozen=True)
+class CudaPeak:
+    allocated_bytes: int
+    reserved_bytes: int
+    allocated_delta_bytes: int
+
+
+def cuda_peak(call: Callable[[], Any], device: str) -> CudaPeak:
+    """Peak CUDA allocator bytes during ``call()`` (the call must synchronise, as callers do)."""
+    torch.cuda.synchronize(device)
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    start = torch.cuda.memory_allocated(device)
+    call()
+    torch.cuda.synchronize(device)
+    allocated = torch.cuda.max_memory_allocated(device)
+    return CudaPeak(allocated, torch.cuda.max_memory_reserved(device), max(0, allocated - start))

@@ -1,0 +1,1 @@
+"""Console tables, markdown and plots of results; formatting only, no measurement logic."""

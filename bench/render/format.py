@@ -1,0 +1,89 @@
+"""Number formatting shared by the console and markdown renderers."""
+
+from __future__ import annotations
+
+import math
+
+from bench.claims import ClaimResult
+
+DASH = "—"
+
+
+def seconds(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return DASH
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-9:.3g} ns"
+
+
+def nbytes(value: float | None) -> str:
+    if value is None:
+        return DASH
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{int(value)} B"
+
+
+def ratio(value: float | None, interval: tuple[float, float] | None = None) -> str:
+    if value is None:
+        return DASH
+    text = f"{value:.3g}×"
+    if interval is not None:
+        text += f" [{interval[0]:.3g}, {interval[1]:.3g}]"
+    return text
+
+
+def number(value: float | None, digits: int = 3) -> str:
+    return DASH if value is None else f"{value:.{digits}g}"
+
+
+def count(value: float | None) -> str:
+    if value is None:
+        return DASH
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.3g}"
+
+
+def params(values: dict[str, object]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def claim_value(result: ClaimResult) -> str:
+    """A measured claim quantity in the unit the claim speaks in."""
+    value, interval, metric = result.value, result.interval, result.metric
+    if value is None:
+        return DASH
+    if metric in ("time_reduction", "time_increase", "memory_reduction", "memory_increase", "flops_reduction"):
+        text = f"{100 * value:.1f} %"
+        if interval:
+            text += f" [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
+        return text
+    if metric in ("speedup", "extra_ratio"):
+        return ratio(value, interval)
+    if metric == "seconds":
+        return seconds(value)
+    if metric == "throughput":
+        return f"{value:.3g}/s"
+    if metric == "parameters":
+        return count(value)
+    return number(value, 4)
+
+
+def claim_expected(result: ClaimResult) -> str:
+    if result.expected is None:
+        return DASH
+    low, high = result.expected
+    if result.metric in ("time_reduction", "time_increase", "memory_reduction", "memory_increase", "flops_reduction"):
+        return f"{100 * low:.0f}–{100 * high:.0f} %" if low != high else f"{100 * low:.0f} %"
+    if result.metric in ("speedup", "extra_ratio"):
+        return f"{low:g}–{high:g}×" if low != high else f"{low:g}×"
+    if result.metric == "seconds":
+        return f"{seconds(low)}–{seconds(high)}" if low != high else seconds(low)
+    if result.metric == "parameters":
+        return f"{count(low)}–{count(high)}" if low != high else count(low)
+    return f"{low:g}–{high:g}" if low != high else f"{low:g}"

@@ -1,0 +1,140 @@
+"""The markdown performance report: environment, method, per-family tables, claims, failures."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from bench.claims import VERDICTS, ClaimResult
+from bench.compare import Comparison
+from bench.render import format as fmt
+from bench.render.markdown import claims_table, comparison_tables, escape, table
+from bench.results import Run
+
+
+def _environment(run: Run) -> list[str]:
+    env: Mapping[str, Any] = run.environment
+    gpu = env.get("gpu")
+    git = env.get("git") or {}
+    commit = (git.get("id") or "unknown")[:10] + (" (uncommitted changes)" if git.get("dirty") else "")
+    lines = [
+        f"- **Run**: `{run.path}`, {run.datetime or 'unknown time'}, profile `{run.profile}`",
+        f"- **CPU**: {env.get('cpu_model', '?')}, {env.get('cpu_count', '?')} logical cores, "
+        f"torch threads {env.get('threads', '?')}",
+        "- **GPU**: "
+        + (f"{gpu['name']} ×{gpu['count']}, {fmt.nbytes(gpu['memory_bytes'])}, driver {gpu.get('driver') or '?'}"
+           if gpu else "none"),
+        f"- **Software**: Python {env.get('python', '?')}, torch {env.get('torch', '?')} (CUDA {env.get('cuda') or 'none'}), "
+        f"PennyLane {env.get('pennylane') or 'not installed'}, pytest-benchmark {env.get('pytest_benchmark', '?')}, "
+        f"{env.get('platform', '?')}",
+        f"- **Commit**: {commit}",
+    ]
+    for device, peak in (env.get("peak") or {}).items():
+        lines.append(
+            f"- **Measured peak ({device})**: {peak['gflops_fp32']:.1f} GFLOP/s fp32 matmul, "
+            f"{peak['copy_gbs']:.1f} GB/s copy (read + write)"
+        )
+    skipped = run.info.get("devices", {}).get("skipped", [])
+    for entry in skipped:
+        lines.append(f"- **Not run on {entry['device']}**: {entry['reason']}")
+    return lines
+
+
+def _method(run: Run) -> list[str]:
+    timing = run.info.get("timing", {})
+    return [
+        "- Each implementation is first run once on the reference's inputs and compared with the "
+        "reference (outputs, and gradients of every input and parameter for forward + backward); a "
+        "mismatch fails the variant and it is not timed. Approximate variants report a quality metric "
+        "instead; variants with changed parameters run a different workload and are not compared.",
+        "- Then warm-up calls, then a separate probe pass (peak memory, FLOPs, GPU sampling), so the "
+        "probes do not perturb the timings.",
+        f"- Timing by pytest-benchmark: at least {timing.get('min_rounds', '?')} rounds and up to "
+        f"{timing.get('max_time_s', '?')} s per item, rounds of at least {timing.get('min_time_s', '?')} s "
+        f"(calibrated iterations per round), timer `{timing.get('timer', '?')}`, GC "
+        f"{'disabled' if timing.get('disable_gc') else 'enabled'}. CUDA calls end with a synchronisation.",
+        "- Median and interquartile range of the per-call time over rounds. Speedup = reference median ÷ "
+        "variant median in the same run, with a 95 % percentile-bootstrap interval (1,000 resamples of "
+        "the rounds, at most 1,000 rounds per side, evenly thinned).",
+        "- Peak mem Δ: growth of the resident set during one call (Linux VmHWM reset through "
+        "/proc/self/clear_refs; sampled elsewhere) on CPU, CUDA allocator peak growth on CUDA.",
+        "- FLOPs: counted by torch's FlopCounterMode (matmul/conv family), or declared by the case "
+        "where linear algebra dominates; % peak is against the measured fp32 matmul peak above.",
+    ]
+
+
+def _claims_section(claims: Sequence[ClaimResult]) -> list[str]:
+    if not claims:
+        return ["No claims are declared by the selected cases."]
+    counts = {v: sum(1 for c in claims if c.verdict == v) for v in VERDICTS}
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    return [
+        f"{len(claims)} claims: {summary}. Verdicts: **holds** (inside the claimed range, or its interval "
+        "overlaps it), **understated** (better than claimed), **refuted** (worse), **other hardware** "
+        "(an absolute figure for hardware not present; the measured value is still shown), **not "
+        "measurable here** (with the reason).",
+        "",
+        claims_table(claims),
+    ]
+
+
+def render_report(
+    runs: Sequence[Run],
+    rows: Sequence[Comparison],
+    claims: Sequence[ClaimResult],
+    command: str = "",
+    now: datetime | None = None,
+) -> str:
+    """The whole report as markdown text (plain text; the caller writes it)."""
+    now = now or datetime.now(timezone.utc)
+    out = ["# Performance report", ""]
+    out.append(f"Generated {now:%Y-%m-%d %H:%M} UTC" + (f" by `{command}`" if command else "") + ".")
+    out.append("")
+    out += ["## Environment", ""]
+    for run in runs:
+        out += _environment(run)
+        out.append("")
+    out += ["## Method", "", *_method(runs[0]), ""]
+    out += ["## Results", ""]
+    tables = comparison_tables(rows)
+    families: dict[str, list[str]] = {}
+    for row in rows:
+        families.setdefault(row.family, [])
+        if row.case not in families[row.family]:
+            families[row.family].append(row.case)
+    case_info: dict[str, Mapping[str, Any]] = {}
+    for run in runs:
+        case_info.update(run.info.get("cases", {}))
+    for family, cases in families.items():
+        out += [f"### {family}", ""]
+        for case in cases:
+            info = case_info.get(case, {})
+            out.append(f"#### `{case}` ({info.get('mode', '?')})")
+            out.append("")
+            if info.get("description"):
+                out += [escape(info["description"]), ""]
+            notes = [f"`{v}`: {meta['note']}" for v, meta in info.get("variants", {}).items() if meta.get("note")]
+            if notes:
+                out += ["Variants: " + "; ".join(notes) + ".", ""]
+            out += [tables[case], ""]
+    out += ["## Claims audit", "", *_claims_section(claims), ""]
+    failures = [r for r in rows if r.error]
+    out += ["## Failures", ""]
+    if failures:
+        out.append(table(("Item", "Error"), [(f"`{r.case}` {fmt.params(dict(r.params))} {r.device} "
+                                               f"`{r.variant}`", r.error or "") for r in failures]))
+    else:
+        out.append("None: every selected implementation ran, matched its reference and was timed.")
+    out.append("")
+    skipped = [s for run in runs for s in run.info.get("skipped", [])]
+    if skipped:
+        out += ["## Skipped", "", f"{len(skipped)} items were skipped:", ""]
+        reasons: dict[str, int] = {}
+        for s in skipped:
+            reasons[s["reason"]] = reasons.get(s["reason"], 0) + 1
+        out += [f"- {n} × {reason}" for reason, n in reasons.items()]
+        out.append("")
+    if any(run.info.get("interrupted") for run in runs):
+        out += ["> The run was interrupted; the tables hold the items finished before that.", ""]
+    return "\n".join(out)

@@ -1,0 +1,55 @@
+"""The comparison table's columns and cells, shared by the console and markdown renderers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bench.compare import Comparison
+from bench.render import format as fmt
+
+COLUMNS = (
+    "Point",
+    "Device",
+    "Variant",
+    "Median",
+    "IQR",
+    "Speedup [95% CI]",
+    "Peak mem Δ",
+    "Mem vs ref",
+    "Correctness",
+    "GFLOP/s",
+    "% peak",
+    "Throughput",
+)
+
+
+def cells(row: Comparison) -> list[str]:
+    variant = row.variant
+    if row.overrides:
+        variant += f" ({fmt.params(dict(row.overrides))})"
+    if row.error:
+        timing = [f"not timed ({row.error.split(':', 1)[0]})", fmt.DASH, fmt.DASH]
+    else:
+        timing = [fmt.seconds(row.median_s), fmt.seconds(row.iqr_s), fmt.ratio(row.speedup, row.speedup_ci)]
+    throughput = (
+        f"{row.throughput:.3g} {row.work_unit}/s" if row.throughput is not None and row.work_unit else fmt.DASH
+    )
+    return [
+        fmt.params(dict(row.params)),
+        row.device,
+        variant,
+        *timing,
+        fmt.nbytes(row.peak_bytes),
+        fmt.ratio(row.memory_ratio),
+        row.correctness,
+        fmt.number(row.gflops),
+        f"{row.pct_of_peak:.2g} %" if row.pct_of_peak is not None else fmt.DASH,
+        throughput,
+    ]
+
+
+def by_case(rows: Iterable[Comparison]) -> dict[str, list[Comparison]]:
+    grouped: dict[str, list[Comparison]] = {}
+    for row in rows:
+        grouped.setdefault(row.case, []).append(row)
+    return grouped

@@ -1,0 +1,191 @@
+"""Loading pytest-benchmark JSON written by the harness into typed records and a pandas DataFrame."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.case import point_id
+from bench.errors import ResultsError
+
+SUPPORTED_SCHEMAS = (1,)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One implementation of one case at one grid point on one device, timed or failed."""
+
+    case: str
+    family: str
+    variant: str
+    role: str
+    params: Mapping[str, Any]
+    device: str
+    mode: str
+    exact: bool
+    note: str = ""
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    dtype: str | None = None
+    work_unit: str | None = None
+    work_per_call: float | None = None
+    correctness: Mapping[str, Any] | None = None
+    memory: Mapping[str, Any] | None = None
+    gpu: Mapping[str, Any] | None = None
+    flops_per_call: float | None = None
+    flops_source: str | None = None
+    parameters: int | None = None
+    extra: Mapping[str, float] = field(default_factory=dict)
+    error: Mapping[str, str] | None = None
+    rounds_s: tuple[float, ...] = ()
+    median_s: float | None = None
+    iqr_s: float | None = None
+    mean_s: float | None = None
+    min_s: float | None = None
+    iterations: int | None = None
+    source: str = ""
+
+    @property
+    def point(self) -> str:
+        return point_id(self.params)
+
+    @property
+    def timed(self) -> bool:
+        return self.error is None and self.median_s is not None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One results file: its records, failures and run-level data."""
+
+    path: str
+    datetime: str
+    info: Mapping[str, Any]
+    records: tuple[Record, ...]
+    failures: tuple[Record, ...]
+    foreign: int = 0  # benchmarks in the file that the harness did not write
+
+    @property
+    def environment(self) -> Mapping[str, Any]:
+        return self.info.get("environment", {})
+
+    @property
+    def claims(self) -> list[Mapping[str, Any]]:
+        return list(self.info.get("claims", []))
+
+    @property
+    def profile(self) -> str:
+        return str(self.info.get("profile", "?"))
+
+
+def _record(bench: Mapping[str, Any], stats: Mapping[str, Any] | None, source: str) -> Record:
+    work = bench.get("work") or {}
+    flops = bench.get("flops") or {}
+    data: Sequence[float] = (stats or {}).get("data") or ()
+    return Record(
+        case=bench["case"],
+        family=bench.get("family", bench["case"].split(".", 1)[0]),
+        variant=bench["variant"],
+        role=bench["role"],
+        params=dict(bench["params"]),
+        device=bench["device"],
+        mode=bench["mode"],
+        exact=bool(bench.get("exact", True)),
+        note=bench.get("note", ""),
+        overrides=dict(bench.get("overrides") or {}),
+        dtype=bench.get("dtype"),
+        work_unit=work.get("unit"),
+        work_per_call=work.get("per_call"),
+        correctness=bench.get("correctness"),
+        memory=bench.get("memory"),
+        gpu=bench.get("gpu"),
+        flops_per_call=flops.get("per_call"),
+        flops_source=flops.get("source"),
+        parameters=bench.get("parameters"),
+        extra=dict(bench.get("extra") or {}),
+        error=bench.get("error"),
+        rounds_s=tuple(float(x) for x in data),
+        median_s=(stats or {}).get("median"),
+        iqr_s=(stats or {}).get("iqr"),
+        mean_s=(stats or {}).get("mean"),
+        min_s=(stats or {}).get("min"),
+        iterations=(stats or {}).get("iterations"),
+        source=source,
+    )
+
+
+def load_run(path: str | Path) -> Run:
+    """Read one JSON file; ResultsError says what is wrong with it and what to do."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ResultsError(f"cannot read results file {path}: {exc.strerror or exc}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise ResultsError(f"{path} is not a pytest-benchmark results file (no 'benchmarks' list)")
+    info = doc.get("bench")
+    if not isinstance(info, dict):
+        raise ResultsError(
+            f"{path} was not written by this harness (no 'bench' section); produce it with "
+            "`bench run` or `pytest --benchmark-only --benchmark-json=PATH`"
+        )
+    if info.get("schema") not in SUPPORTED_SCHEMAS:
+        raise ResultsError(
+            f"{path} has results schema {info.get('schema')!r}; this version reads {SUPPORTED_SCHEMAS}"
+        )
+    records, foreign = [], 0
+    try:
+        for entry in doc["benchmarks"]:
+            bench = (entry.get("extra_info") or {}).get("bench")
+            if bench is None:
+                foreign += 1
+                continue
+            records.append(_record(bench, entry.get("stats"), str(path)))
+        failures = [_record(f, None, str(path)) for f in info.get("failures", [])]
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ResultsError(f"{path} has a malformed benchmark record ({type(exc).__name__}: {exc})") from None
+    return Run(str(path), str(doc.get("datetime", "")), info, tuple(records), tuple(failures), foreign)
+
+
+def load_runs(paths: Iterable[str | Path]) -> list[Run]:
+    runs = [load_run(p) for p in paths]
+    if not runs:
+        raise ResultsError("no results files given")
+    return runs
+
+
+def frame(runs: Iterable[Run]) -> pd.DataFrame:
+    """One row per record (timed and failed), params flattened to columns ``param.<name>``."""
+    rows = []
+    for run in runs:
+        for rec in (*run.records, *run.failures):
+            row = {
+                "source": rec.source,
+                "case": rec.case,
+                "family": rec.family,
+                "variant": rec.variant,
+                "role": rec.role,
+                "point": rec.point,
+                "device": rec.device,
+                "mode": rec.mode,
+                "exact": rec.exact,
+                "median_s": rec.median_s,
+                "iqr_s": rec.iqr_s,
+                "rounds": len(rec.rounds_s),
+                "flops_per_call": rec.flops_per_call,
+                "parameters": rec.parameters,
+                "cpu_peak_rss_delta_bytes": (rec.memory or {}).get("cpu_peak_rss_delta_bytes"),
+                "cuda_peak_allocated_bytes": (rec.memory or {}).get("cuda_peak_allocated_bytes"),
+                "error": (rec.error or {}).get("kind"),
+            }
+            row.update({f"param.{k}": v for k, v in rec.params.items()})
+            rows.append(row)
+    return pd.DataFrame(rows)

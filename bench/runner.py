@@ -1,0 +1,126 @@
+"""Driving pytest for `bench list` and `bench run`: arguments per profile, progress, outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+# pytest-benchmark settings per profile: quick keeps the whole suite to minutes on 2 cores.
+PROFILE_TIMING: dict[str, list[str]] = {
+    "quick": ["--benchmark-min-rounds=5", "--benchmark-max-time=0.25", "--benchmark-min-time=0.0002"],
+    "full": ["--benchmark-min-rounds=10", "--benchmark-max-time=2.0", "--benchmark-min-time=0.0005"],
+}
+
+
+@dataclass
+class Outcome:
+    """What a pytest pass over the suites did, as the CLI needs it."""
+
+    exit_code: int = 0
+    items: list[Any] = field(default_factory=list)
+    passed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: int = 0
+    collection_errors: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+
+class _Reporter:
+    """A pytest plugin object: progress bar, one line per failure, and the outcome."""
+
+    def __init__(self, console: Console | None, outcome: Outcome) -> None:
+        self.console = console
+        self.outcome = outcome
+        self.progress: Progress | None = None
+        self.task: Any = None
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.outcome.collection_errors.append(f"{report.nodeid}: {report.longreprtext.strip()}")
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.outcome.items = list(session.items)
+        if self.console is not None and session.items and not session.config.option.collectonly:
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[item]}"),
+                console=self.console,
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("benchmarks", total=len(session.items), item="")
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, item=escape(nodeid.rsplit("::", 1)[-1]))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        name = report.nodeid.rsplit("::", 1)[-1]
+        if report.failed:
+            message = report.longreprtext.strip().splitlines()[-1] if report.longreprtext else "failed"
+            self.outcome.failed.append((name, message))
+            if self.console is not None:
+                self.console.print(f"[red]✗[/] {escape(message)}", highlight=False)
+        elif report.skipped and report.when in ("setup", "call"):
+            self.outcome.skipped += 1
+        elif report.passed and report.when == "call":
+            self.outcome.passed += 1
+        if report.when == "teardown" and self.progress is not None:
+            self.progress.advance(self.task)
+
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        self.outcome.interrupted = True
+
+    def pytest_sessionfinish(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def pytest_args(
+    *,
+    profile: str,
+    device: str,
+    select: str | None = None,
+    json_path: Path | None = None,
+    collect_only: bool = False,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    args = [
+        "--benchmark-only",
+        "--benchmark-quiet",
+        f"--bench-profile={profile}",
+        f"--bench-device={device}",
+        "-p", "no:terminal",
+        "-p", "no:cacheprovider",
+        "-W", "ignore::pytest.PytestAssertRewriteWarning",
+    ]
+    if select:
+        args += ["-k", select]
+    if collect_only:
+        args.append("--collect-only")
+    else:
+        args += PROFILE_TIMING[profile]
+    if json_path is not None:
+        args.append(f"--benchmark-json={json_path}")
+    return args + list(extra)
+
+
+def run_pytest(args: list[str], console: Console | None) -> Outcome:
+    outcome = Outcome()
+    reporter = _Reporter(console, outcome)
+    try:
+        outcome.exit_code = int(pytest.main(args, plugins=[reporter]))
+    finally:
+        reporter.pytest_sessionfinish()
+    return outcome

@@ -1,0 +1,60 @@
+"""Medians, spreads and intervals of timing rounds (pure functions)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+MAX_BOOTSTRAP_SAMPLES = 1000
+
+
+def median(values: Sequence[float]) -> float:
+    return float(np.median(np.asarray(values, dtype=float)))
+
+
+def iqr(values: Sequence[float]) -> float:
+    q1, q3 = np.percentile(np.asarray(values, dtype=float), [25, 75])
+    return float(q3 - q1)
+
+
+def thin(values: Sequence[float], limit: int = MAX_BOOTSTRAP_SAMPLES) -> np.ndarray:
+    """At most ``limit`` rounds, evenly spaced in run order (keeps drift, bounds bootstrap cost)."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size <= limit:
+        return arr
+    return arr[np.linspace(0, arr.size - 1, limit).round().astype(int)]
+
+
+def _median_ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.median(a, axis=axis) / np.median(b, axis=axis)
+
+
+def ratio_interval(
+    numerator: Sequence[float],
+    denominator: Sequence[float],
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Percentile-bootstrap interval of median(numerator) / median(denominator).
+
+    Rounds of the two samples are resampled independently. None with fewer than 3 rounds on
+    either side, where an interval means nothing.
+    """
+    a, b = thin(numerator), thin(denominator)
+    if a.size < 3 or b.size < 3:
+        return None
+    result = sps.bootstrap(
+        (a, b),
+        _median_ratio,
+        vectorized=True,
+        paired=False,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    low, high = result.confidence_interval
+    return float(low), float(high)

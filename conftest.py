@@ -1,0 +1,1 @@
+"""Repository-level pytest wiring: the harness plugin is loaded through its entry point (bench.plugin)."""

@@ -1,0 +1,1 @@
+"""Case declarations, one module per model family; pytest collects them as benchmarks."""

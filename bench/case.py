@@ -102,8 +102,9 @@ class Variant:
 
     ``exact`` variants must reproduce the reference within the tolerance. Approximate ones give a
     ``quality`` function (reference output, variant output) -> {metric: value}; its first key is
-    the headline metric. A variant with ``params`` overrides runs a different workload (e.g. a
-    smaller configuration), so it cannot be exact; ``note`` says what differs.
+    the headline metric. A variant with ``params`` overrides gets inputs built by ``setup`` with
+    those parameters: an implementation switch (still exact) or a different workload such as a
+    smaller configuration (declare ``exact=False``); ``note`` says what differs.
     """
 
     fn: Callable[..., Any]
@@ -121,10 +122,6 @@ class Variant:
             raise CaseDefinitionError("Variant.quality must be callable (ref_out, var_out) -> dict")
         if self.exact and self.quality is not None:
             raise CaseDefinitionError("an exact variant has a tolerance, not a quality metric")
-        if self.exact and self.params:
-            raise CaseDefinitionError(
-                "a variant that overrides parameters runs a different workload: declare exact=False"
-            )
         if self.flops is not None and not callable(self.flops):
             raise CaseDefinitionError("Variant.flops must be a callable params -> FLOPs per call")
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
@@ -167,8 +164,11 @@ class Claim:
             raise _fail(where, "needs expected=(low, high)")
         if self.expected is not None:
             low, high = self.expected
-            if not (math.isfinite(low) and math.isfinite(high)) or low > high:
-                raise _fail(where, f"expected must be a finite (low, high) range, got {self.expected}")
+            # An open-ended claim ("faster", "at least 2x") has high = math.inf.
+            if not math.isfinite(low) or math.isnan(high) or low > high:
+                raise _fail(
+                    where, f"expected must be a (low, high) range with a finite low, got {self.expected}"
+                )
         object.__setattr__(self, "at", MappingProxyType(dict(self.at)))
 
     @property
@@ -267,7 +267,9 @@ class Case:
 
     def implementations(self) -> list[tuple[str, Variant]]:
         """Reference first, then the variants in declaration order."""
-        return [(REFERENCE, Variant(fn=self.reference)), *self.variants.items()]
+        # __post_init__ turned every plain callable into a Variant.
+        variants = [(name, v) for name, v in self.variants.items() if isinstance(v, Variant)]
+        return [(REFERENCE, Variant(fn=self.reference)), *variants]
 
     def points(self, profile: str) -> list[dict[str, Any]]:
         if profile not in self.grids:

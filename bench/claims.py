@@ -56,14 +56,23 @@ def _pick(records: list[Record], claim: Mapping[str, Any]) -> tuple[Record | Non
         chosen = wanted[-1]
     else:
         chosen = list(points)[-1]
-        note = f"this run has no point at {point_id(at)}; measured at the largest point instead (run --profile full)"
+        note = (
+            f"this run has no point at {point_id(at)}; measured at the largest point instead "
+            "(run --profile full)"
+        )
     devices = [r.device for r in records if r.point == chosen]
     device = "cuda" if "cuda" in devices else devices[0]
 
     def find(name: str) -> Record | None:
-        return next((r for r in records if r.point == chosen and r.device == device and r.variant == name), None)
+        return next(
+            (r for r in records if r.point == chosen and r.device == device and r.variant == name), None
+        )
 
-    return find(claim["baseline"]), find(claim["variant"]), f"{chosen} on {device}" + (f"; {note}" if note else "")
+    return (
+        find(claim["baseline"]),
+        find(claim["variant"]),
+        f"{chosen} on {device}" + (f"; {note}" if note else ""),
+    )
 
 
 def _measure(
@@ -84,7 +93,7 @@ def _measure(
             "time_increase": lambda r: 1 / r - 1,
         }[metric]
         interval = tuple(sorted((transform(ci[0]), transform(ci[1])))) if ci else None
-        return transform(ratio), interval, ""  # type: ignore[return-value]
+        return transform(ratio), interval, ""
     if metric in ("memory_reduction", "memory_increase"):
         b, v = (peak_bytes(base) if base else None), peak_bytes(var)
         if not b or v is None:
@@ -115,7 +124,9 @@ def _measure(
     raise ValueError(f"unknown claim metric {metric!r}")
 
 
-def _verdict(metric: str, expected: tuple[float, float], value: float, interval: tuple[float, float] | None) -> str:
+def _verdict(
+    metric: str, expected: tuple[float, float], value: float, interval: tuple[float, float] | None
+) -> str:
     low, high = interval or (value, value)
     lo_claim, hi_claim = expected
     if high < lo_claim:
@@ -131,7 +142,10 @@ def _verdict(metric: str, expected: tuple[float, float], value: float, interval:
 
 
 def evaluate(claim: Mapping[str, Any], records: list[Record]) -> ClaimResult:
-    expected = tuple(claim["expected"]) if claim.get("expected") else None
+    expected = None
+    if claim.get("expected"):
+        low, high = claim["expected"]
+        expected = (float(low), math.inf if high is None else float(high))
     base_args = {
         "case": claim["case"],
         "id": claim["id"],
@@ -140,28 +154,66 @@ def evaluate(claim: Mapping[str, Any], records: list[Record]) -> ClaimResult:
         "expected": expected,
     }
     if not claim.get("measurable", True):
-        return ClaimResult(**base_args, value=None, interval=None, verdict=NOT_MEASURABLE, where="",
-                           note=claim.get("reason", ""))
+        return ClaimResult(
+            **base_args,
+            value=None,
+            interval=None,
+            verdict=NOT_MEASURABLE,
+            where="",
+            note=claim.get("reason", ""),
+        )
     mine = [r for r in records if r.case == claim["case"]]
     base, var, where = _pick(mine, claim)
     if var is None:
-        return ClaimResult(**base_args, value=None, interval=None, verdict=NOT_MEASURABLE, where=where,
-                           note=f"{claim['variant']!r} of {claim['case']} is not in this run")
+        return ClaimResult(
+            **base_args,
+            value=None,
+            interval=None,
+            verdict=NOT_MEASURABLE,
+            where=where,
+            note=f"{claim['variant']!r} of {claim['case']} is not in this run",
+        )
     if not var.timed:
         reason = (var.error or {}).get("message", "not timed")
-        return ClaimResult(**base_args, value=None, interval=None, verdict=NOT_MEASURABLE, where=where,
-                           note=f"{claim['variant']!r} failed: {reason}")
+        return ClaimResult(
+            **base_args,
+            value=None,
+            interval=None,
+            verdict=NOT_MEASURABLE,
+            where=where,
+            note=f"{claim['variant']!r} failed: {reason}",
+        )
     value, interval, why = _measure(claim["metric"], base, var, claim.get("extra"))
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ClaimResult(**base_args, value=None, interval=None, verdict=NOT_MEASURABLE, where=where, note=why)
+        return ClaimResult(
+            **base_args, value=None, interval=None, verdict=NOT_MEASURABLE, where=where, note=why
+        )
     if claim.get("hardware"):
-        return ClaimResult(**base_args, value=value, interval=interval, verdict=OTHER_HARDWARE, where=where,
-                           note=f"the claimed figure is for {claim['hardware']}")
+        return ClaimResult(
+            **base_args,
+            value=value,
+            interval=interval,
+            verdict=OTHER_HARDWARE,
+            where=where,
+            note=f"the claimed figure is for {claim['hardware']}",
+        )
     if expected is None:
-        return ClaimResult(**base_args, value=value, interval=interval, verdict=NOT_MEASURABLE, where=where,
-                           note="the claim declares no range to check against")
-    return ClaimResult(**base_args, value=value, interval=interval,
-                       verdict=_verdict(claim["metric"], expected, value, interval), where=where, note="")
+        return ClaimResult(
+            **base_args,
+            value=value,
+            interval=interval,
+            verdict=NOT_MEASURABLE,
+            where=where,
+            note="the claim declares no range to check against",
+        )
+    return ClaimResult(
+        **base_args,
+        value=value,
+        interval=interval,
+        verdict=_verdict(claim["metric"], expected, value, interval),
+        where=where,
+        note="",
+    )
 
 
 def audit(run: Run) -> list[ClaimResult]:

@@ -50,12 +50,20 @@ def _parser() -> argparse.ArgumentParser:
 
     p_run = sub.add_parser("run", help="check, probe and time the selected items; write JSON and a report")
     selection(p_run)
-    p_run.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
-                       help="cpu, cuda (exit 2 without CUDA), auto (CUDA if usable else CPU), all")
+    p_run.add_argument(
+        "--device",
+        choices=DEVICE_CHOICES,
+        default="auto",
+        help="cpu, cuda (exit 2 without CUDA), auto (CUDA if usable else CPU), all",
+    )
     p_run.add_argument("--json", type=Path, help="results file (default: results/run-<time>.json)")
     p_run.add_argument("--report", type=Path, help="markdown report (default: the JSON path with .md)")
-    p_run.add_argument("--time-limit", type=float, metavar="SECONDS",
-                       help="stop any item running longer than this (default: each case's own limit)")
+    p_run.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="stop any item running longer than this (default: each case's own limit)",
+    )
     p_run.add_argument("--no-probes", action="store_true", help="skip the memory/FLOP/GPU probe pass")
 
     p_report = sub.add_parser("report", help="write the markdown report of one or more results files")
@@ -88,7 +96,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     problem = _selection_error(args, outcome, err)
     if problem is not None:
         return problem
-    table = Table(title=f"{len(outcome.items)} benchmark items (profile {args.profile})", title_justify="left")
+    table = Table(
+        title=f"{len(outcome.items)} benchmark items (profile {args.profile})", title_justify="left"
+    )
     for column in ("Item", "Markers"):
         table.add_column(column)
     for item in outcome.items:
@@ -113,15 +123,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.no_probes:
         extra.append("--bench-no-probes")
     outcome = run_pytest(
-        pytest_args(profile=args.profile, device=args.device, select=args.select, json_path=json_path,
-                    extra=extra),
+        pytest_args(
+            profile=args.profile, device=args.device, select=args.select, json_path=json_path, extra=extra
+        ),
         err,
     )
     problem = _selection_error(args, outcome, err)
     if problem is not None:
         return problem
     if not json_path.exists():
-        err.print(f"[red]error:[/] no results were written to {json_path} (pytest exit code {outcome.exit_code})")
+        err.print(
+            f"[red]error:[/] no results were written to {json_path} (pytest exit code {outcome.exit_code})"
+        )
         return FAILURES
     runs = load_runs([json_path])
     rows = compare_runs(runs)

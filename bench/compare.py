@@ -51,7 +51,9 @@ class Comparison:
 def peak_bytes(record: Record) -> int | None:
     """The call's own peak memory: CUDA allocator growth on CUDA, resident-set growth on CPU."""
     memory = record.memory or {}
-    key = "cuda_peak_allocated_delta_bytes" if record.device.startswith("cuda") else "cpu_peak_rss_delta_bytes"
+    key = (
+        "cuda_peak_allocated_delta_bytes" if record.device.startswith("cuda") else "cpu_peak_rss_delta_bytes"
+    )
     value = memory.get(key)
     return int(value) if value is not None else None
 
@@ -116,14 +118,18 @@ def compare_run(run: Run) -> list[Comparison]:
                     speedup_ci=ci,
                     peak_bytes=mine,
                     memory_ratio=(
-                        mine / ref_peak if mine is not None and ref_peak and ref_peak >= MIN_RATIO_BYTES else None
+                        mine / ref_peak
+                        if mine is not None and ref_peak and ref_peak >= MIN_RATIO_BYTES
+                        else None
                     ),
                     correctness=text,
                     correct=ok,
                     gflops=gflops,
                     pct_of_peak=100 * gflops / device_peak if gflops and device_peak else None,
                     throughput=(
-                        rec.work_per_call / rec.median_s if rec.work_per_call and rec.timed and rec.median_s else None
+                        rec.work_per_call / rec.median_s
+                        if rec.work_per_call and rec.timed and rec.median_s
+                        else None
                     ),
                     work_unit=rec.work_unit,
                     parameters=rec.parameters,

@@ -75,7 +75,7 @@ def _errors(ref: torch.Tensor, var: torch.Tensor, tol: Tolerance) -> tuple[float
     diff = torch.nan_to_num(diff, nan=math.inf)
     scale = b.abs()
     rel = torch.where(scale > 0, diff / torch.where(scale > 0, scale, torch.ones_like(scale)), diff)
-    ok = bool((diff <= tol.atol + tol.rtol * scale).all())
+    ok = bool(((diff <= tol.atol + tol.rtol * scale) | both_nan).all())
     return float(diff.max()), float(rel.max()), ok
 
 
@@ -84,15 +84,32 @@ def compare(reference: Snapshot, variant: Snapshot, tolerance: Tolerance) -> Ver
     tol = {"rtol": tolerance.rtol, "atol": tolerance.atol}
     pairs: list[tuple[str, torch.Tensor, torch.Tensor]] = []
     if len(reference.outputs) != len(variant.outputs):
-        return Verdict(True, False, math.inf, math.inf, tol,
-                       f"output count ({len(variant.outputs)} vs {len(reference.outputs)} in the reference)")
-    pairs += [(f"output[{i}]", r, v) for i, (r, v) in enumerate(zip(reference.outputs, variant.outputs, strict=True))]
-    pairs += [(f"grad[{i}]", r, v) for i, (r, v) in enumerate(zip(reference.grads, variant.grads, strict=True))]
+        return Verdict(
+            True,
+            False,
+            math.inf,
+            math.inf,
+            tol,
+            f"output count ({len(variant.outputs)} vs {len(reference.outputs)} in the reference)",
+        )
+    pairs += [
+        (f"output[{i}]", r, v)
+        for i, (r, v) in enumerate(zip(reference.outputs, variant.outputs, strict=True))
+    ]
+    pairs += [
+        (f"grad[{i}]", r, v) for i, (r, v) in enumerate(zip(reference.grads, variant.grads, strict=True))
+    ]
     worst_abs, worst_rel, worst_name, first_failure = 0.0, 0.0, "output[0]", None
     for name, ref, var in pairs:
         if ref.shape != var.shape:
-            return Verdict(True, False, math.inf, math.inf, tol,
-                           f"{name} (shape {tuple(var.shape)} vs {tuple(ref.shape)} in the reference)")
+            return Verdict(
+                True,
+                False,
+                math.inf,
+                math.inf,
+                tol,
+                f"{name} (shape {tuple(var.shape)} vs {tuple(ref.shape)} in the reference)",
+            )
         abs_err, rel_err, ok = _errors(ref, var, tolerance)
         if not ok and first_failure is None:
             first_failure = name
@@ -116,6 +133,12 @@ def judge(reference: Snapshot | None, variant: Snapshot, spec: Variant, case_tol
         if not values:
             return Verdict(False, True, note="quality function returned no metric")
         name, value = next(iter(values.items()))
-        return Verdict(False, True, quality_metric=name, value=float(value),
-                       details={k: float(v) for k, v in values.items()}, note=spec.note)
+        return Verdict(
+            False,
+            True,
+            quality_metric=name,
+            value=float(value),
+            details={k: float(v) for k, v in values.items()},
+            note=spec.note,
+        )
     return Verdict(False, True, note=spec.note or "different workload: not compared with the reference")

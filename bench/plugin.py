@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -101,6 +102,7 @@ class BenchSession:
         self.item_ids: set[str] = set()
         self.started = time.time()
         self._baseline: _Baseline | None = None
+        self._warmed = False
 
     # -- collection ---------------------------------------------------------------------------
 
@@ -186,7 +188,16 @@ class BenchSession:
         self._baseline = base
         return base
 
+    def _warm_imports(self) -> None:
+        # FlopCounterMode imports sympy on first use (seconds on a loaded machine). Doing that
+        # inside an item would count against its time limit, and a timeout that interrupts an
+        # import leaves the module half-initialised for the rest of the run.
+        if not self._warmed:
+            count_flops(lambda: torch.ones(2, 2) @ torch.ones(2, 2))
+            self._warmed = True
+
     def run(self, spec: ItemSpec, benchmark: Any) -> None:
+        self._warm_imports()
         record = self._record(spec)
         limit = self.time_limit_s or spec.case.time_limit_s
         try:
@@ -230,7 +241,9 @@ class BenchSession:
         if self.probes:
             self._probe(spec, caller, inputs, output, record)
         benchmark.extra_info["bench"] = record
-        benchmark(caller)
+        timed, context = caller.timed()
+        with context:
+            benchmark(timed)
 
     def _probe(
         self, spec: ItemSpec, caller: Caller, inputs: Mapping[str, Any], output: Any, record: dict[str, Any]
@@ -298,7 +311,12 @@ class BenchSession:
                         "metric": claim.metric,
                         "variant": claim.variant,
                         "baseline": claim.baseline,
-                        "expected": list(claim.expected) if claim.expected else None,
+                        # Standard JSON has no infinity: an open upper end is stored as null.
+                        "expected": (
+                            [claim.expected[0], None if math.isinf(claim.expected[1]) else claim.expected[1]]
+                            if claim.expected
+                            else None
+                        ),
                         "at": dict(claim.at),
                         "extra": claim.extra,
                         "hardware": claim.hardware,
@@ -357,7 +375,9 @@ class SuiteFile(pytest.File):
         importlib.import_module(module)
         for case in REGISTRY.from_module(module):
             for spec, skip_reason in session.items_for(case):
-                item = pytest.Function.from_parent(self, name=spec.name, callobj=_item_function(session, spec))
+                item = pytest.Function.from_parent(
+                    self, name=spec.name, callobj=_item_function(session, spec)
+                )
                 for marker in case.markers:
                     item.add_marker(marker)
                 if spec.device == "cuda":
@@ -378,14 +398,28 @@ def _item_function(session: BenchSession, spec: ItemSpec) -> Any:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("bench", "benchmark harness (cases in suites/)")
-    group.addoption("--bench-profile", default="quick", choices=PROFILES,
-                    help="grid profile: quick (CI sizes) or full (the source notes' sizes)")
-    group.addoption("--bench-device", default="auto", choices=DEVICE_CHOICES,
-                    help="cpu, cuda (error without CUDA), auto (CUDA if usable, else CPU), all")
-    group.addoption("--bench-time-limit", type=float, default=None, metavar="SECONDS",
-                    help="stop any item running longer than this (default: each case's limit)")
-    group.addoption("--bench-no-probes", action="store_true", default=False,
-                    help="skip the memory/FLOP/GPU probe pass")
+    group.addoption(
+        "--bench-profile",
+        default="quick",
+        choices=PROFILES,
+        help="grid profile: quick (CI sizes) or full (the source notes' sizes)",
+    )
+    group.addoption(
+        "--bench-device",
+        default="auto",
+        choices=DEVICE_CHOICES,
+        help="cpu, cuda (error without CUDA), auto (CUDA if usable, else CPU), all",
+    )
+    group.addoption(
+        "--bench-time-limit",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop any item running longer than this (default: each case's limit)",
+    )
+    group.addoption(
+        "--bench-no-probes", action="store_true", default=False, help="skip the memory/FLOP/GPU probe pass"
+    )
     parser.addini("bench_suites", "folders whose modules declare benchmark cases", type="paths", default=[])
 
 
@@ -394,7 +428,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     # Items that fail before timing never touch the fixture; pytest-benchmark would warn on each.
     config.addinivalue_line(
-        "filterwarnings", "ignore:Benchmark fixture was not used at all:pytest_benchmark.logger.PytestBenchmarkWarning"
+        "filterwarnings",
+        "ignore:Benchmark fixture was not used at all:pytest_benchmark.logger.PytestBenchmarkWarning",
     )
     try:
         session = BenchSession(config)
@@ -427,7 +462,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not bench.cases or bs is None or not bs.json or bs.benchmarks:
         return
     output = session.config.hook.pytest_benchmark_generate_json(
-        config=session.config, benchmarks=[], include_data=True,
+        config=session.config,
+        benchmarks=[],
+        include_data=True,
         machine_info=bs.get_machine_info(),
         commit_info=session.config.hook.pytest_benchmark_generate_commit_info(config=session.config),
     )

@@ -21,9 +21,7 @@ class Registry:
             raise CaseDefinitionError(f"register() takes a Case, got {type(case).__name__}")
         owner = self._modules.get(case.name)
         if owner is not None and owner != module:
-            raise CaseDefinitionError(
-                f"case {case.name!r} is declared twice: in {owner} and in {module}"
-            )
+            raise CaseDefinitionError(f"case {case.name!r} is declared twice: in {owner} and in {module}")
         self._cases[case.name] = case
         self._modules[case.name] = module
         return case

@@ -128,7 +128,9 @@ def load_run(path: str | Path) -> Run:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        raise ResultsError(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
         raise ResultsError(f"{path} is not a pytest-benchmark results file (no 'benchmarks' list)")
     info = doc.get("bench")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,10 @@ class _Reporter:
         self.outcome = outcome
         self.progress: Progress | None = None
         self.task: Any = None
+        self.total = 0
+        self.done = 0
+        self.started = time.perf_counter()
+        self.outcomes: dict[str, str] = {}
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -47,7 +52,14 @@ class _Reporter:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.outcome.items = list(session.items)
-        if self.console is not None and session.items and not session.config.option.collectonly:
+        self.total = len(session.items)
+        # A live bar only on a terminal; logs (CI) get one line per finished item instead.
+        if (
+            self.console is not None
+            and self.console.is_terminal
+            and session.items
+            and not session.config.option.collectonly
+        ):
             self.progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -75,8 +87,18 @@ class _Reporter:
             self.outcome.skipped += 1
         elif report.passed and report.when == "call":
             self.outcome.passed += 1
-        if report.when == "teardown" and self.progress is not None:
-            self.progress.advance(self.task)
+        if report.outcome != "passed" or report.when == "call":
+            self.outcomes.setdefault(report.nodeid, report.outcome)
+        if report.when == "teardown":
+            self.done += 1
+            if self.progress is not None:
+                self.progress.advance(self.task)
+            elif self.console is not None and self.total:
+                outcome = self.outcomes.pop(report.nodeid, report.outcome)
+                elapsed = time.perf_counter() - self.started
+                self.console.print(
+                    f"[{self.done}/{self.total} {elapsed:6.0f} s] {outcome:7} {escape(name)}", highlight=False
+                )
 
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
         self.outcome.interrupted = True
@@ -101,9 +123,12 @@ def pytest_args(
         "--benchmark-quiet",
         f"--bench-profile={profile}",
         f"--bench-device={device}",
-        "-p", "no:terminal",
-        "-p", "no:cacheprovider",
-        "-W", "ignore::pytest.PytestAssertRewriteWarning",
+        "-p",
+        "no:terminal",
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
     ]
     if select:
         args += ["-k", select]

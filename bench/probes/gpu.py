@@ -44,7 +44,7 @@ class GpuSampler:
         return self._handle is not None
 
     def _read(self) -> GpuSample:
-        nvml = self.nvml
+        nvml: Any = self.nvml
         util = nvml.nvmlDeviceGetUtilizationRates(self._handle)
         mem = nvml.nvmlDeviceGetMemoryInfo(self._handle)
         try:

@@ -22,8 +22,11 @@ def comparison_tables(rows: Iterable[Comparison]) -> list[Table]:
     for case, case_rows in by_case(rows).items():
         table = Table(title=escape(f"{case} ({case_rows[0].family})"), title_justify="left", show_lines=False)
         for column in COLUMNS:
-            table.add_column(column, justify="right" if column not in ("Variant", "Correctness", "Point") else "left",
-                             no_wrap=column in ("Median", "Speedup [95% CI]"))
+            table.add_column(
+                column,
+                justify="right" if column not in ("Variant", "Correctness", "Point") else "left",
+                no_wrap=column in ("Median", "Speedup [95% CI]"),
+            )
         previous = None
         for row in case_rows:
             key = (row.point, row.device)

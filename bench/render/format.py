@@ -58,7 +58,13 @@ def claim_value(result: ClaimResult) -> str:
     value, interval, metric = result.value, result.interval, result.metric
     if value is None:
         return DASH
-    if metric in ("time_reduction", "time_increase", "memory_reduction", "memory_increase", "flops_reduction"):
+    if metric in (
+        "time_reduction",
+        "time_increase",
+        "memory_reduction",
+        "memory_increase",
+        "flops_reduction",
+    ):
         text = f"{100 * value:.1f} %"
         if interval:
             text += f" [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
@@ -78,12 +84,26 @@ def claim_expected(result: ClaimResult) -> str:
     if result.expected is None:
         return DASH
     low, high = result.expected
-    if result.metric in ("time_reduction", "time_increase", "memory_reduction", "memory_increase", "flops_reduction"):
-        return f"{100 * low:.0f}–{100 * high:.0f} %" if low != high else f"{100 * low:.0f} %"
-    if result.metric in ("speedup", "extra_ratio"):
-        return f"{low:g}–{high:g}×" if low != high else f"{low:g}×"
-    if result.metric == "seconds":
-        return f"{seconds(low)}–{seconds(high)}" if low != high else seconds(low)
-    if result.metric == "parameters":
-        return f"{count(low)}–{count(high)}" if low != high else count(low)
-    return f"{low:g}–{high:g}" if low != high else f"{low:g}"
+    if math.isinf(high):
+        return "≥ " + _one(result.metric, low)
+    if low == high:
+        return _one(result.metric, low)
+    return f"{_one(result.metric, low)} – {_one(result.metric, high)}"
+
+
+def _one(metric: str, value: float) -> str:
+    if metric in (
+        "time_reduction",
+        "time_increase",
+        "memory_reduction",
+        "memory_increase",
+        "flops_reduction",
+    ):
+        return f"{100 * value:.0f} %"
+    if metric in ("speedup", "extra_ratio"):
+        return f"{value:g}×"
+    if metric == "seconds":
+        return seconds(value)
+    if metric == "parameters":
+        return count(value)
+    return f"{value:g}"

@@ -13,6 +13,13 @@ from bench.render.markdown import claims_table, comparison_tables, escape, table
 from bench.results import Run
 
 
+def _gpu(gpu: Mapping[str, Any] | None) -> str:
+    if not gpu:
+        return "none"
+    driver = gpu.get("driver") or "?"
+    return f"{gpu['name']} ×{gpu['count']}, {fmt.nbytes(gpu['memory_bytes'])}, driver {driver}"
+
+
 def _environment(run: Run) -> list[str]:
     env: Mapping[str, Any] = run.environment
     gpu = env.get("gpu")
@@ -22,12 +29,10 @@ def _environment(run: Run) -> list[str]:
         f"- **Run**: `{run.path}`, {run.datetime or 'unknown time'}, profile `{run.profile}`",
         f"- **CPU**: {env.get('cpu_model', '?')}, {env.get('cpu_count', '?')} logical cores, "
         f"torch threads {env.get('threads', '?')}",
-        "- **GPU**: "
-        + (f"{gpu['name']} ×{gpu['count']}, {fmt.nbytes(gpu['memory_bytes'])}, driver {gpu.get('driver') or '?'}"
-           if gpu else "none"),
-        f"- **Software**: Python {env.get('python', '?')}, torch {env.get('torch', '?')} (CUDA {env.get('cuda') or 'none'}), "
-        f"PennyLane {env.get('pennylane') or 'not installed'}, pytest-benchmark {env.get('pytest_benchmark', '?')}, "
-        f"{env.get('platform', '?')}",
+        f"- **GPU**: {_gpu(gpu)}",
+        f"- **Software**: Python {env.get('python', '?')}, torch {env.get('torch', '?')} "
+        f"(CUDA {env.get('cuda') or 'none'}), PennyLane {env.get('pennylane') or 'not installed'}, "
+        f"pytest-benchmark {env.get('pytest_benchmark', '?')}, {env.get('platform', '?')}",
         f"- **Commit**: {commit}",
     ]
     for device, peak in (env.get("peak") or {}).items():
@@ -114,7 +119,9 @@ def render_report(
             out.append("")
             if info.get("description"):
                 out += [escape(info["description"]), ""]
-            notes = [f"`{v}`: {meta['note']}" for v, meta in info.get("variants", {}).items() if meta.get("note")]
+            notes = [
+                f"`{v}`: {meta['note']}" for v, meta in info.get("variants", {}).items() if meta.get("note")
+            ]
             if notes:
                 out += ["Variants: " + "; ".join(notes) + ".", ""]
             out += [tables[case], ""]
@@ -122,14 +129,22 @@ def render_report(
     failures = [r for r in rows if r.error]
     out += ["## Failures", ""]
     if failures:
-        out.append(table(("Item", "Error"), [(f"`{r.case}` {fmt.params(dict(r.params))} {r.device} "
-                                               f"`{r.variant}`", r.error or "") for r in failures]))
+        out.append(
+            table(
+                ("Item", "Error"),
+                [
+                    (f"`{r.case}` {fmt.params(dict(r.params))} {r.device} `{r.variant}`", r.error or "")
+                    for r in failures
+                ],
+            )
+        )
     else:
         out.append("None: every selected implementation ran, matched its reference and was timed.")
     out.append("")
     skipped = [s for run in runs for s in run.info.get("skipped", [])]
     if skipped:
-        out += ["## Skipped", "", f"{len(skipped)} items were skipped:", ""]
+        noun = "item was" if len(skipped) == 1 else "items were"
+        out += ["## Skipped", "", f"{len(skipped)} {noun} skipped:", ""]
         reasons: dict[str, int] = {}
         for s in skipped:
             reasons[s["reason"]] = reasons.get(s["reason"], 0) + 1

@@ -32,7 +32,9 @@ def cells(row: Comparison) -> list[str]:
     else:
         timing = [fmt.seconds(row.median_s), fmt.seconds(row.iqr_s), fmt.ratio(row.speedup, row.speedup_ci)]
     throughput = (
-        f"{row.throughput:.3g} {row.work_unit}/s" if row.throughput is not None and row.work_unit else fmt.DASH
+        f"{row.throughput:.3g} {row.work_unit}/s"
+        if row.throughput is not None and row.work_unit
+        else fmt.DASH
     )
     return [
         fmt.params(dict(row.params)),
@@ -43,7 +45,7 @@ def cells(row: Comparison) -> list[str]:
         fmt.ratio(row.memory_ratio),
         row.correctness,
         fmt.number(row.gflops),
-        f"{row.pct_of_peak:.2g} %" if row.pct_of_peak is not None else fmt.DASH,
+        f"{row.pct_of_peak:.3g} %" if row.pct_of_peak is not None else fmt.DASH,
         throughput,
     ]
 

@@ -1,0 +1,92 @@
+"""A toy suite for the harness's own tests: copied into a temporary project as suites/toy.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import torch
+
+from bench import Case, Claim, Grid, Tolerance, Variant, register
+
+BEHAVIOUR = os.environ.get("TOY_BEHAVIOUR", "")
+
+
+def setup(params, device):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(params["n"], params["n"], generator=gen, dtype=torch.float64)
+    return {"x": x.to(device).requires_grad_()}
+
+
+def square(x):
+    return (x @ x).sum()
+
+
+def square_again(x):
+    return torch.matmul(x, x).sum()
+
+
+def off_by_one(x):
+    return (x @ x).sum() + 1
+
+
+def explode(x):
+    raise ValueError("this variant always fails")
+
+
+def out_of_memory(x):
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 TiB")
+
+
+def sleepy(x):
+    time.sleep(60)  # far past the case's limit: the harness must stop it
+    return (x @ x).sum()
+
+
+def interrupt(x):
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(1)
+    return (x @ x).sum()
+
+
+def halved(x):
+    return (x @ x).sum() / 2
+
+
+variants = {
+    "same": square_again,
+    "half": Variant(halved, exact=False, quality=lambda r, v: {"ratio": float(v / r)}, note="half of it"),
+    "small": Variant(square_again, exact=False, params={"n": 4}, note="a smaller matrix"),
+}
+if "failures" in BEHAVIOUR:
+    variants.update({"wrong": off_by_one, "boom": explode, "oom": out_of_memory, "slow": sleepy})
+if "interrupt" in BEHAVIOUR:
+    variants["zz_interrupt"] = interrupt
+
+register(
+    Case(
+        name="toy.square",
+        description="sum of a matrix squared",
+        setup=setup,
+        reference=square,
+        variants=variants,
+        grids={"quick": Grid(n=[8, 16]), "full": Grid(n=[32])},
+        mode="forward_backward",
+        tolerance=Tolerance(rtol=1e-9, atol=1e-9),
+        work=("rows", lambda p: p["n"]),
+        claims=[
+            Claim(
+                "T1",
+                "same is as fast as the reference",
+                metric="speedup",
+                variant="same",
+                expected=(0.2, 5.0),
+            ),
+            Claim("T2", "small is 100x faster", metric="speedup", variant="small", expected=(100, 200)),
+            Claim("T3", "takes 1 s on a big GPU", metric="seconds", expected=(1, 1), hardware="a big GPU"),
+            Claim("T4", "FID improves", metric="seconds", measurable=False, reason="no Inception weights"),
+        ],
+        time_limit_s=8.0,
+    )
+)

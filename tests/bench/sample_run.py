@@ -1,0 +1,284 @@
+"""A hand-built results document with known numbers, for tests of loading, comparison and rendering."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+
+def _bench(variant: str, role: str, **extra: Any) -> dict[str, Any]:
+    record = {
+        "schema": 1,
+        "case": "toy.square",
+        "family": "toy",
+        "variant": variant,
+        "role": role,
+        "params": {"n": 8},
+        "overrides": {},
+        "device": "cpu",
+        "dtype": "float64",
+        "profile": "quick",
+        "mode": "forward",
+        "exact": True,
+        "note": "",
+        "work": {"unit": "rows", "per_call": 8.0},
+        "correctness": None,
+        "memory": {"cpu_peak_rss_bytes": 300 * 2**20, "cpu_peak_rss_delta_bytes": 8 * 2**20},
+        "gpu": None,
+        "flops": {"per_call": 2e9, "source": "declared"},
+        "parameters": None,
+        "extra": {},
+        "warmup_calls": 1,
+        "first_call_s": 0.1,
+        "error": None,
+    }
+    record.update(extra)
+    return record
+
+
+def _entry(name: str, bench: dict[str, Any], seconds: float) -> dict[str, Any]:
+    # Deterministic rounds: a small symmetric spread around the median.
+    data = [seconds * (1 + 0.01 * ((i % 5) - 2)) for i in range(20)]
+    return {
+        "name": name,
+        "fullname": f"suites/toy.py::{name}",
+        "params": None,
+        "group": None,
+        "extra_info": {"bench": bench},
+        "options": {},
+        "stats": {
+            "min": min(data),
+            "max": max(data),
+            "mean": seconds,
+            "stddev": 0.0,
+            "rounds": 20,
+            "median": seconds,
+            "iqr": seconds * 0.02,
+            "q1": seconds * 0.99,
+            "q3": seconds * 1.01,
+            "iqr_outliers": 0,
+            "stddev_outliers": 0,
+            "outliers": "0;0",
+            "ld15iqr": min(data),
+            "hd15iqr": max(data),
+            "ops": 1 / seconds,
+            "total": seconds * 20,
+            "iterations": 1,
+            "data": data,
+        },
+    }
+
+
+def sample_document() -> dict[str, Any]:
+    correct = {
+        "exact": True,
+        "passed": True,
+        "max_abs_err": 1e-12,
+        "max_rel_err": 2e-13,
+        "tolerance": {"rtol": 1e-9, "atol": 1e-9},
+        "where": "output[0]",
+    }
+    fast = _bench(
+        "fast",
+        "variant",
+        correctness=correct,
+        memory={"cpu_peak_rss_bytes": 290 * 2**20, "cpu_peak_rss_delta_bytes": 2 * 2**20},
+    )
+    small = _bench(
+        "small",
+        "variant",
+        exact=False,
+        overrides={"n": 4},
+        note="smaller",
+        correctness={
+            "exact": False,
+            "passed": True,
+            "quality_metric": None,
+            "value": None,
+            "details": {},
+            "note": "smaller",
+        },
+        flops={"per_call": 1e9, "source": "declared"},
+    )
+    broken = _bench(
+        "broken",
+        "variant",
+        memory=None,
+        flops=None,
+        correctness={
+            "exact": True,
+            "passed": False,
+            "max_abs_err": 1.0,
+            "max_rel_err": 0.5,
+            "tolerance": {"rtol": 1e-9, "atol": 1e-9},
+            "where": "output[0]",
+        },
+        error={"kind": "mismatch", "message": "MismatchError: off by one"},
+    )
+    broken["item"] = "toy.square[n8-cpu-broken]"
+    return {
+        "machine_info": {},
+        "commit_info": {},
+        "datetime": "2026-11-22T12:00:00+00:00",
+        "version": "5.3.1",
+        "benchmarks": [
+            _entry("toy.square[n8-cpu-reference]", _bench("reference", "reference"), 0.04),
+            _entry("toy.square[n8-cpu-fast]", fast, 0.01),
+            _entry("toy.square[n8-cpu-small]", small, 0.02),
+        ],
+        "bench": {
+            "schema": 1,
+            "harness_version": "0.1.0",
+            "profile": "quick",
+            "devices": {
+                "requested": "auto",
+                "run": ["cpu"],
+                "skipped": [{"device": "cuda", "reason": "no CUDA device is visible"}],
+            },
+            "environment": {
+                "python": "3.11.7",
+                "platform": "Linux-x86_64",
+                "cpu_model": "Test CPU",
+                "cpu_count": 2,
+                "threads": 2,
+                "torch": "2.13.0+cpu",
+                "cuda": None,
+                "gpu": None,
+                "pennylane": "0.45.1",
+                "pytest_benchmark": "5.3.1",
+                "git": {"id": "0123456789abcdef", "dirty": False},
+                "peak": {"cpu": {"gflops_fp32": 100.0, "copy_gbs": 10.0}},
+            },
+            "timing": {
+                "min_rounds": 5,
+                "min_time_s": 0.0002,
+                "max_time_s": 0.25,
+                "warmup": "False",
+                "disable_gc": False,
+                "timer": "time.perf_counter",
+            },
+            "cases": {
+                "toy.square": {
+                    "family": "toy",
+                    "mode": "forward",
+                    "description": "a toy",
+                    "work_unit": "rows",
+                    "variants": {
+                        "reference": {"exact": True, "note": "", "overrides": {}},
+                        "fast": {"exact": True, "note": "", "overrides": {}},
+                        "small": {"exact": False, "note": "smaller", "overrides": {"n": 4}},
+                        "broken": {"exact": True, "note": "", "overrides": {}},
+                    },
+                }
+            },
+            "claims": [
+                {
+                    "case": "toy.square",
+                    "id": "C1",
+                    "text": "fast is 3-5x faster",
+                    "metric": "speedup",
+                    "variant": "fast",
+                    "baseline": "reference",
+                    "expected": [3, 5],
+                    "at": {},
+                    "extra": None,
+                    "hardware": None,
+                    "measurable": True,
+                    "reason": "",
+                },
+                {
+                    "case": "toy.square",
+                    "id": "C2",
+                    "text": "fast is 10x faster",
+                    "metric": "speedup",
+                    "variant": "fast",
+                    "baseline": "reference",
+                    "expected": [10, None],
+                    "at": {},
+                    "extra": None,
+                    "hardware": None,
+                    "measurable": True,
+                    "reason": "",
+                },
+                {
+                    "case": "toy.square",
+                    "id": "C3",
+                    "text": "fast halves memory at most",
+                    "metric": "memory_reduction",
+                    "variant": "fast",
+                    "baseline": "reference",
+                    "expected": [0.4, 0.5],
+                    "at": {},
+                    "extra": None,
+                    "hardware": None,
+                    "measurable": True,
+                    "reason": "",
+                },
+                {
+                    "case": "toy.square",
+                    "id": "C4",
+                    "text": "the reference takes 1 s on a T4",
+                    "metric": "seconds",
+                    "variant": "reference",
+                    "baseline": "reference",
+                    "expected": [1, 1],
+                    "at": {"n": 64},
+                    "extra": None,
+                    "hardware": "a T4",
+                    "measurable": True,
+                    "reason": "",
+                },
+                {
+                    "case": "toy.square",
+                    "id": "C5",
+                    "text": "FID improves",
+                    "metric": "seconds",
+                    "variant": "reference",
+                    "baseline": "reference",
+                    "expected": None,
+                    "at": {},
+                    "extra": None,
+                    "hardware": None,
+                    "measurable": False,
+                    "reason": "no Inception weights",
+                },
+                {
+                    "case": "toy.square",
+                    "id": "C6",
+                    "text": "broken is faster",
+                    "metric": "speedup",
+                    "variant": "broken",
+                    "baseline": "reference",
+                    "expected": [1, None],
+                    "at": {},
+                    "extra": None,
+                    "hardware": None,
+                    "measurable": True,
+                    "reason": "",
+                },
+                {
+                    "case": "toy.square",
+                    "id": "C7",
+                    "text": "small halves the FLOPs",
+                    "metric": "flops_reduction",
+                    "variant": "small",
+                    "baseline": "reference",
+                    "expected": [0.5, 0.5],
+                    "at": {},
+                    "extra": None,
+                    "hardware": None,
+                    "measurable": True,
+                    "reason": "",
+                },
+            ],
+            "failures": [broken],
+            "skipped": [
+                {"item": "toy.square[n8-cuda-reference]", "reason": "cuda: no CUDA device is visible"}
+            ],
+            "interrupted": False,
+        },
+    }
+
+
+def document_copy() -> dict[str, Any]:
+    return copy.deepcopy(sample_document())

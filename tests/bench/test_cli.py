@@ -1,0 +1,107 @@
+"""The bench command: exit codes and messages for good runs, failures and unusable input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.cli import main
+from tests.bench.conftest import run_in
+from tests.bench.sample_run import sample_document
+
+
+def _bench(project: Path, *args: str, behaviour: str = ""):
+    return run_in(project, "-m", "bench.cli", *args, behaviour=behaviour)
+
+
+def test_run_writes_json_and_report_and_exits_1_on_failures(toy_project: Path) -> None:
+    proc = _bench(toy_project, "run", "-k", "n8 and cpu", "--json", "out/run.json", behaviour="failures")
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads((toy_project / "out" / "run.json").read_text())
+    assert {f["error"]["kind"] for f in doc["bench"]["failures"]} == {
+        "mismatch",
+        "exception",
+        "oom",
+        "timeout",
+    }
+    report = (toy_project / "out" / "run.md").read_text()
+    assert "## Claims audit" in report and "## Failures" in report
+    assert "not timed (mismatch)" in report
+    # Progress goes to stderr one line per item when not on a terminal; the table to stdout.
+    assert "[1/8" in proc.stderr and "Speedup" in proc.stdout
+    assert "4 timed, 4 failed" in proc.stderr
+
+
+def test_run_of_a_clean_selection_exits_0(toy_project: Path) -> None:
+    proc = _bench(toy_project, "run", "-k", "n8 and cpu", "--json", "ok.json", "--report", "ok.md")
+    assert proc.returncode == 0, proc.stderr
+    assert (toy_project / "ok.md").exists()
+
+
+def test_selection_matching_nothing_exits_2(toy_project: Path) -> None:
+    proc = _bench(toy_project, "run", "-k", "no_such_case")
+    assert proc.returncode == 2
+    assert "selected no benchmark items" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_list_shows_items(toy_project: Path) -> None:
+    proc = _bench(toy_project, "list", "-k", "n8")
+    assert proc.returncode == 0, proc.stderr
+    assert "toy.square[n8-cpu-reference]" in proc.stdout
+
+
+def test_interrupt_writes_finished_results(toy_project: Path) -> None:
+    proc = _bench(toy_project, "run", "-k", "n8 and cpu", "--json", "int.json", behaviour="interrupt")
+    assert proc.returncode == 130, proc.stderr
+    doc = json.loads((toy_project / "int.json").read_text())
+    assert doc["bench"]["interrupted"] is True
+    assert len(doc["benchmarks"]) >= 1
+    assert "interrupted" in (toy_project / "int.md").read_text()
+
+
+def test_broken_suite_is_unusable_input(toy_project: Path) -> None:
+    (toy_project / "suites" / "broken.py").write_text(
+        "from bench import Case, Grid, register\n"
+        "register(Case(name='bad.case', setup=lambda p, d: {}, reference=None, variants={},\n"
+        "              grids={'quick': Grid(n=[1]), 'full': Grid(n=[1])}))\n"
+    )
+    proc = _bench(toy_project, "list")
+    assert proc.returncode == 2
+    assert "has no reference implementation" in proc.stderr
+
+
+# In-process: argument errors and the report command need no pytest run.
+
+
+def test_unknown_profile_exits_2(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--profile", "huge"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'huge'" in capsys.readouterr().err
+
+
+def test_cuda_without_cuda_exits_2(capsys) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    assert main(["run", "--device", "cuda"]) == 2
+    assert "--device cuda was asked for" in capsys.readouterr().err
+
+
+def test_report_of_a_malformed_file_exits_2(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{oops")
+    assert main(["report", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "is not valid JSON" in err and "Traceback" not in err
+
+
+def test_report_writes_markdown(tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(sample_document()))
+    assert main(["report", str(path), "-o", str(tmp_path / "r.md")]) == 0
+    text = (tmp_path / "r.md").read_text()
+    assert text.startswith("# Performance report") and "**C1**" in text

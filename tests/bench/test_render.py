@@ -1,0 +1,72 @@
+"""Renderers against golden files: the markdown report and the console tables of a known run."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from bench.claims import audit
+from bench.compare import compare_runs
+from bench.render import format as fmt
+from bench.render.console import print_results
+from bench.render.report import render_report
+from bench.results import load_run
+from tests.bench.sample_run import sample_document
+
+GOLDEN = Path(__file__).parent / "data"
+
+
+def _run(tmp_path: Path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(sample_document()))
+    return dataclasses.replace(load_run(path), path="results/run.json")
+
+
+def _check_golden(name: str, text: str) -> None:
+    golden = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text(), f"{name} changed; rerun with UPDATE_GOLDEN=1 if intended"
+
+
+def test_markdown_report_golden(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    rows = compare_runs([run])
+    text = render_report(
+        [run],
+        rows,
+        audit(run),
+        command="bench report results/run.json",
+        now=datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc),
+    )
+    _check_golden("golden_report.md", text)
+
+
+def test_console_tables_golden(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=200, color_system=None, legacy_windows=False)
+    print_results(console, compare_runs([run]), audit(run))
+    _check_golden("golden_console.txt", buffer.getvalue())
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(2.5, "2.5 s"), (0.0123, "12.3 ms"), (4.2e-6, "4.2 µs"), (None, "—")],
+)
+def test_seconds(value, text) -> None:
+    assert fmt.seconds(value) == text
+
+
+def test_bytes_and_counts() -> None:
+    assert fmt.nbytes(3 * 2**20) == "3 MiB"
+    assert fmt.nbytes(512) == "512 B"
+    assert fmt.count(3_800_000) == "3.8 M"
+    assert fmt.ratio(2.0, (1.5, 2.5)) == "2× [1.5, 2.5]"

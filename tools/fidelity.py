@@ -26,10 +26,17 @@ HERE = Path(__file__).resolve().parent
 SUITE = HERE.parent / "tests" / "bench" / "data" / "fidelity_suite.py"
 
 
-def timeit_median(fn, repeats: int = 15) -> float:
+def timeit_median(fn, round_s: float = 0.0005, budget_s: float = 1.0) -> float:
+    """timeit's median per-call time, with repeats as short as the harness's rounds.
+
+    Short repeats matter on a shared machine: a long repeat always contains the other processes'
+    time slices, a short one mostly does not, so long repeats and short rounds would measure
+    different things.
+    """
     timer = timeit.Timer(fn)
-    number, _ = timer.autorange()
-    number = max(number, 1)
+    single = min(timer.repeat(repeat=3, number=1))
+    number = max(1, round(round_s / max(single, 1e-9)))
+    repeats = max(20, int(budget_s / max(single * number, 1e-9)))
     return statistics.median(t / number for t in timer.repeat(repeats, number))
 
 
@@ -59,7 +66,7 @@ def main() -> int:
                 "no:cacheprovider",
                 "--bench-no-probes",
                 f"--benchmark-max-time={args.max_time}",
-                "--benchmark-min-time=0.0002",
+                "--benchmark-min-time=0.0005",
             ]
         )
         if code != 0:

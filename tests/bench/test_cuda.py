@@ -1,0 +1,64 @@
+"""CUDA paths: synchronised timing, allocator peaks, NVML sampling and `--device cuda` (skip without CUDA)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.calls import Caller
+from bench.environment import describe
+from bench.probes import cuda_peak, sample_gpu
+from tests.bench.conftest import run_in
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+
+def test_timed_call_waits_for_the_kernels() -> None:
+    a = torch.randn(4096, 4096, device="cuda")
+    caller = Caller(lambda a: a @ a, {"a": a}, "forward", "cuda")
+    call, context = caller.timed()
+    with context:
+        call()
+        start = time.perf_counter()
+        call()
+        synced = time.perf_counter() - start
+    # 2 * 4096^3 FLOPs cannot finish in the few microseconds an unsynchronised launch takes.
+    assert synced > 1e-4
+
+
+def test_cuda_peak_sees_an_allocation() -> None:
+    peak = cuda_peak(lambda: torch.empty(256 * 2**20, dtype=torch.uint8, device="cuda").fill_(1), "cuda")
+    assert peak.allocated_delta_bytes >= 256 * 2**20
+    assert peak.reserved_bytes >= peak.allocated_bytes
+
+
+def test_nvml_sampling_reports_utilization() -> None:
+    a = torch.randn(4096, 4096, device="cuda")
+    summary = sample_gpu(lambda: (a @ a, torch.cuda.synchronize()), "cuda", min_s=0.5)
+    if summary is None:
+        pytest.skip("NVML is not available on this machine")
+    assert summary["samples"] >= 3
+    assert summary["util_max_pct"] > 0
+    assert summary["mem_used_max_bytes"] > 0
+
+
+def test_environment_measures_the_gpu() -> None:
+    env = describe(("cuda",), measure=True)
+    assert env["gpu"]["name"]
+    assert env["peak"]["cuda"]["gflops_fp32"] > 100
+
+
+def test_bench_run_on_cuda(toy_project: Path) -> None:
+    proc = run_in(toy_project, "-m", "bench.cli", "run", "--device", "cuda", "-k", "n8", "--json", "gpu.json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((toy_project / "gpu.json").read_text())
+    records = [b["extra_info"]["bench"] for b in doc["benchmarks"]]
+    assert records and all(r["device"] == "cuda" for r in records)
+    assert all(r["memory"]["cuda_peak_allocated_bytes"] is not None for r in records)

@@ -28,6 +28,22 @@ def _nvml() -> Any | None:
     return pynvml
 
 
+def _handle(nvml: Any, index: int) -> Any:
+    """NVML's handle for torch's device ``index``.
+
+    NVML numbers GPUs ignoring CUDA_VISIBLE_DEVICES, so match on the PCI bus id when torch can
+    tell it, and fall back to the index.
+    """
+    try:
+        import torch
+
+        props: Any = torch.cuda.get_device_properties(index)
+        bus_id = f"{props.pci_domain_id:08X}:{props.pci_bus_id:02X}:{props.pci_device_id:02X}.0"
+        return nvml.nvmlDeviceGetHandleByPciBusId(bus_id)
+    except Exception:  # no CUDA in torch, an old torch without PCI ids, or NVML disagreeing
+        return nvml.nvmlDeviceGetHandleByIndex(index)
+
+
 class GpuSampler:
     """Samples one GPU in a background thread; ``summary()`` is the record's ``gpu`` field."""
 
@@ -35,7 +51,7 @@ class GpuSampler:
         self.nvml = nvml if nvml is not None else _nvml()
         self.interval_s = interval_s
         self.samples: list[GpuSample] = []
-        self._handle = self.nvml.nvmlDeviceGetHandleByIndex(index) if self.nvml else None
+        self._handle = _handle(self.nvml, index) if self.nvml else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 

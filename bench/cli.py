@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shlex
+import shutil
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -17,10 +20,13 @@ from bench.case import PROFILES
 from bench.claims import audit
 from bench.compare import compare_runs
 from bench.device import DEVICE_CHOICES, plan_devices
+from bench.environment import machine_kind
 from bench.errors import BenchError
+from bench.gate import gate, load_rules
 from bench.render.console import print_results
+from bench.render.gate import render_gate
 from bench.render.report import render_report
-from bench.results import load_runs
+from bench.results import load_run, load_runs
 from bench.runner import Outcome, pytest_args, run_pytest
 
 OK, FAILURES, UNUSABLE, INTERRUPTED = 0, 1, 2, 130
@@ -69,6 +75,26 @@ def _parser() -> argparse.ArgumentParser:
     p_report = sub.add_parser("report", help="write the markdown report of one or more results files")
     p_report.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json")
     p_report.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
+
+    p_gate = sub.add_parser("gate", help="compare a run with a baseline; exit 1 on a regression")
+    p_gate.add_argument("current", type=Path, metavar="CURRENT.json")
+    p_gate.add_argument("--baseline", type=Path, required=True, metavar="BASELINE.json")
+    p_gate.add_argument("--rules", type=Path, metavar="FILE", help="TOML thresholds per case group")
+    p_gate.add_argument("--json", type=Path, metavar="PATH", help="also write the verdicts as JSON")
+    p_gate.add_argument(
+        "--fail-on-improvement",
+        action="store_true",
+        help="exit 1 on improvements too (the baseline is stale)",
+    )
+
+    p_base = sub.add_parser("baseline", help="manage committed baselines")
+    base_sub = p_base.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
+    p_save = base_sub.add_parser("save", help="store a run as the baseline of its machine kind")
+    p_save.add_argument("results", type=Path, metavar="RESULTS.json")
+    p_save.add_argument(
+        "--dir", type=Path, default=Path("reports/baselines"), help="default: reports/baselines"
+    )
+    p_save.add_argument("--name", help="file name without .json (default: machine kind and profile)")
     return parser
 
 
@@ -166,7 +192,38 @@ def cmd_report(args: argparse.Namespace) -> int:
     return OK
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "report": cmd_report}
+def cmd_gate(args: argparse.Namespace) -> int:
+    current, baseline = load_run(args.current), load_run(args.baseline)
+    result = gate(current, baseline, load_rules(args.rules))
+    text = render_gate(result, str(args.current), str(args.baseline))
+    sys.stdout.write(text + "\n")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.as_dict(), indent=2))
+    return result.exit_code(args.fail_on_improvement)
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    run = load_run(args.results)
+    name = args.name or f"{machine_kind(run.environment)}-{run.profile}"
+    target = args.dir / f"{name}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(args.results, target)
+    _console(stderr=True).print(f"baseline: {target}")
+    return OK
+
+
+COMMANDS = {
+    "list": cmd_list,
+    "run": cmd_run,
+    "report": cmd_report,
+    "gate": cmd_gate,
+    "baseline": cmd_baseline,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

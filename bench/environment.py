@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -136,3 +137,14 @@ def describe(devices: tuple[str, ...], measure: bool = True, cwd: Path | None = 
                 "copy_gbs": copy_bandwidth_gbs(device),
             }
     return env
+
+
+def machine_kind(env: dict[str, Any] | Any) -> str:
+    """A file-name-safe name for the kind of machine a run came from (baselines are per kind)."""
+    gpu = env.get("gpu")
+    if gpu:
+        raw = f"cuda-{gpu.get('name', 'gpu')}"
+    else:
+        raw = f"cpu-{env.get('cpu_count', '?')}core-{env.get('cpu_model', 'unknown')}"
+    slug = re.sub(r"[^a-z0-9]+", "-", raw.lower()).strip("-")
+    return slug or "unknown"

@@ -29,3 +29,7 @@ class CaseTimeout(BenchError):
 
 class MismatchError(BenchError):
     """A variant's output does not match its reference within tolerance."""
+
+
+class RulesError(BenchError):
+    """A gate rules file is unreadable or declares unknown or invalid settings."""

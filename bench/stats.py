@@ -58,3 +58,45 @@ def ratio_interval(
     )
     low, high = result.confidence_interval
     return float(low), float(high)
+
+
+def _ratio_of_ratios(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray, axis: int = -1
+) -> np.ndarray:
+    return _median_ratio(a, b, axis) / _median_ratio(c, d, axis)
+
+
+def speedup_change_interval(
+    ref_now: Sequence[float],
+    var_now: Sequence[float],
+    ref_before: Sequence[float],
+    var_before: Sequence[float],
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Percentile-bootstrap interval of (speedup now) / (speedup before), each speedup a ratio of
+    medians of its own run's rounds; the four sets of rounds are resampled independently."""
+    samples = tuple(thin(x) for x in (ref_now, var_now, ref_before, var_before))
+    if any(s.size < 3 for s in samples):
+        return None
+    result = sps.bootstrap(
+        samples,
+        _ratio_of_ratios,
+        vectorized=True,
+        paired=False,
+        confidence_level=confidence,
+        n_resamples=n_resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    low, high = result.confidence_interval
+    return float(low), float(high)
+
+
+def slower_p_value(now: Sequence[float], before: Sequence[float]) -> float:
+    """One-sided Mann-Whitney U p-value that rounds now are slower (larger) than before.
+
+    Rank-based, so a few preempted rounds on a shared machine do not decide it; no normality
+    assumption about round times, which are skewed."""
+    return float(sps.mannwhitneyu(np.asarray(now), np.asarray(before), alternative="greater").pvalue)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bench.claims import VERDICTS, ClaimResult
@@ -92,7 +92,7 @@ def render_report(
     now: datetime | None = None,
 ) -> str:
     """The whole report as markdown text (plain text; the caller writes it)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     out = ["# Performance report", ""]
     out.append(f"Generated {now:%Y-%m-%d %H:%M} UTC" + (f" by `{command}`" if command else "") + ".")
     out.append("")

@@ -6,7 +6,7 @@ import dataclasses
 import io
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -44,7 +44,7 @@ def test_markdown_report_golden(tmp_path: Path) -> None:
         rows,
         audit(run),
         command="bench report results/run.json",
-        now=datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc),
+        now=datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
     )
     _check_golden("golden_report.md", text)
 

@@ -1,0 +1,148 @@
+"""The regression gate: ratio, absolute, count and correctness rules; rules files; the command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.errors import ResultsError, RulesError
+from bench.gate import IMPROVEMENT, NOT_COMPARABLE, REGRESSION, UNCHANGED, gate, load_rules
+from bench.results import load_run
+from tests.bench.sample_run import document_copy
+
+
+def _write(tmp_path: Path, name: str, doc: dict) -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _scale(doc: dict, variant: str, factor: float) -> dict:
+    for entry in doc["benchmarks"]:
+        if entry["extra_info"]["bench"]["variant"] == variant:
+            stats = entry["stats"]
+            stats["data"] = [x * factor for x in stats["data"]]
+            stats["median"] *= factor
+    return doc
+
+
+def _find(result, variant: str, rule: str):
+    return next(f for f in result.findings if f.variant == variant and f.rule == rule)
+
+
+def test_unchanged_run_passes(tmp_path: Path) -> None:
+    run = load_run(_write(tmp_path, "a.json", document_copy()))
+    result = gate(run, run)
+    assert result.exit_code() == 0
+    assert not result.with_status(REGRESSION)
+    assert _find(result, "fast", "ratio").status == UNCHANGED
+    assert result.same_machine
+
+
+def test_slower_variant_is_a_ratio_and_absolute_regression(tmp_path: Path) -> None:
+    base = load_run(_write(tmp_path, "base.json", document_copy()))
+    now = load_run(_write(tmp_path, "now.json", _scale(document_copy(), "fast", 1.25)))
+    result = gate(now, base)
+    ratio = _find(result, "fast", "ratio")
+    assert ratio.status == REGRESSION
+    assert ratio.change == pytest.approx(1 / 1.25 - 1)
+    assert ratio.interval[1] < 0
+    assert _find(result, "fast", "absolute").status == REGRESSION
+    assert _find(result, "reference", "absolute").status == UNCHANGED
+    assert result.exit_code() == 1
+
+
+def test_faster_variant_is_an_improvement(tmp_path: Path) -> None:
+    base = load_run(_write(tmp_path, "base.json", document_copy()))
+    now = load_run(_write(tmp_path, "now.json", _scale(document_copy(), "fast", 0.7)))
+    result = gate(now, base)
+    assert _find(result, "fast", "ratio").status == IMPROVEMENT
+    assert result.exit_code() == 0 and result.exit_code(fail_on_improvement=True) == 1
+
+
+def test_a_machine_twice_as_fast_changes_no_ratio(tmp_path: Path) -> None:
+    doc = document_copy()
+    for variant in ("reference", "fast", "small"):
+        _scale(doc, variant, 0.5)
+    doc["bench"]["environment"]["cpu_model"] = "Faster CPU"
+    base = load_run(_write(tmp_path, "base.json", document_copy()))
+    result = gate(load_run(_write(tmp_path, "now.json", doc)), base)
+    assert not result.same_machine and "cpu_model" in result.machine_note
+    assert _find(result, "fast", "ratio").status == UNCHANGED
+    assert _find(result, "fast", "absolute").status == NOT_COMPARABLE
+    assert result.exit_code() == 0
+
+
+def test_correctness_and_count_regressions(tmp_path: Path) -> None:
+    doc = document_copy()
+    fast = next(e for e in doc["benchmarks"] if e["extra_info"]["bench"]["variant"] == "fast")
+    doc["benchmarks"].remove(fast)
+    failed = dict(fast["extra_info"]["bench"], error={"kind": "mismatch", "message": "now wrong"})
+    doc["bench"]["failures"].append(failed)
+    small = next(e for e in doc["benchmarks"] if e["extra_info"]["bench"]["variant"] == "small")
+    small["extra_info"]["bench"]["flops"] = {"per_call": 2e9, "source": "declared"}
+    base = load_run(_write(tmp_path, "base.json", document_copy()))
+    result = gate(load_run(_write(tmp_path, "now.json", doc)), base)
+    assert _find(result, "fast", "correctness").status == REGRESSION
+    assert "now wrong" in _find(result, "fast", "correctness").detail
+    assert _find(result, "small", "flops").status == REGRESSION
+
+
+def test_nothing_in_common_is_unusable(tmp_path: Path) -> None:
+    doc = document_copy()
+    for entry in doc["benchmarks"]:
+        entry["extra_info"]["bench"]["case"] = "other.case"
+    doc["bench"]["failures"] = []
+    with pytest.raises(ResultsError, match="no benchmark in common"):
+        gate(load_run(_write(tmp_path, "a.json", doc)), load_run(_write(tmp_path, "b.json", document_copy())))
+
+
+def test_rules_file_groups_and_errors(tmp_path: Path) -> None:
+    rules_path = tmp_path / "rules.toml"
+    rules_path.write_text(
+        '[defaults]\nratio_threshold = 0.5\n\n[[group]]\ncases = "toy.*"\nabsolute = false\n'
+    )
+    rules = load_rules(rules_path)
+    assert rules.for_case("toy.square").ratio_threshold == 0.5
+    assert rules.for_case("toy.square").absolute is False
+    assert rules.for_case("paco2.x").absolute is True
+    base = load_run(_write(tmp_path, "base.json", document_copy()))
+    now = load_run(_write(tmp_path, "now.json", _scale(document_copy(), "fast", 1.25)))
+    result = gate(now, base, rules)
+    assert _find(result, "fast", "ratio").status == UNCHANGED  # a 20 % drop is inside 50 %
+    assert not [f for f in result.findings if f.rule == "absolute"]
+    for text, message in (
+        ("[defaults]\nratio_threshold = -1\n", "must be a number"),
+        ("[defaults]\nspeed = 1\n", "unknown setting 'speed'"),
+        ("[[group]]\nratio = true\n", "needs cases"),
+        ("[limits]\n", "unknown tables"),
+        ("not toml =", "not valid TOML"),
+    ):
+        rules_path.write_text(text)
+        with pytest.raises(RulesError, match=message):
+            load_rules(rules_path)
+
+
+def test_gate_command(tmp_path: Path, monkeypatch, capsys) -> None:
+    base = _write(tmp_path, "base.json", document_copy())
+    now = _write(tmp_path, "now.json", _scale(document_copy(), "fast", 1.25))
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert main(["gate", str(now), "--baseline", str(base), "--json", str(tmp_path / "gate.json")]) == 1
+    out = capsys.readouterr().out
+    assert "Benchmark gate: **FAIL**" in out and "### Regressions" in out
+    assert "Benchmark gate" in summary.read_text()
+    verdicts = json.loads((tmp_path / "gate.json").read_text())
+    assert verdicts["counts"]["regression"] >= 2
+    assert main(["gate", str(base), "--baseline", str(base)]) == 0
+    assert main(["gate", str(tmp_path / "missing.json"), "--baseline", str(base)]) == 2
+
+
+def test_baseline_save_names_the_machine_kind(tmp_path: Path) -> None:
+    run = _write(tmp_path, "run.json", document_copy())
+    assert main(["baseline", "save", str(run), "--dir", str(tmp_path / "baselines")]) == 0
+    saved = list((tmp_path / "baselines").glob("*.json"))
+    assert [p.name for p in saved] == ["cpu-2core-test-cpu-quick.json"]

@@ -21,8 +21,11 @@ from bench.claims import audit
 from bench.compare import compare_runs
 from bench.device import DEVICE_CHOICES, plan_devices
 from bench.environment import machine_kind
-from bench.errors import BenchError
+from bench.errors import BenchError, SelectionError
 from bench.gate import gate, load_rules
+from bench.profiling import profile_case
+from bench.registry import REGISTRY
+from bench.render import format as fmt
 from bench.render.console import print_results
 from bench.render.gate import render_gate
 from bench.render.report import render_report
@@ -71,10 +74,25 @@ def _parser() -> argparse.ArgumentParser:
         help="stop any item running longer than this (default: each case's own limit)",
     )
     p_run.add_argument("--no-probes", action="store_true", help="skip the memory/FLOP/GPU probe pass")
+    p_run.add_argument(
+        "--profile-traces",
+        nargs="?",
+        const=Path("reports/traces"),
+        type=Path,
+        metavar="DIR",
+        help="also record a torch.profiler trace of every item (default DIR: reports/traces)",
+    )
 
     p_report = sub.add_parser("report", help="write the markdown report of one or more results files")
     p_report.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json")
     p_report.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
+
+    p_prof = sub.add_parser("profile", help="record torch.profiler traces of a case for TensorBoard/Perfetto")
+    p_prof.add_argument("case", metavar="CASE", help="case name, e.g. paco2.pac_loss")
+    p_prof.add_argument("--variant", help="only this implementation (default: reference and every variant)")
+    p_prof.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    p_prof.add_argument("--profile", choices=PROFILES, default="quick", help="grid whose first point is used")
+    p_prof.add_argument("--out", type=Path, default=Path("reports/traces"), help="default: reports/traces")
 
     p_gate = sub.add_parser("gate", help="compare a run with a baseline; exit 1 on a regression")
     p_gate.add_argument("current", type=Path, metavar="CURRENT.json")
@@ -148,6 +166,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra.append(f"--bench-time-limit={args.time_limit}")
     if args.no_probes:
         extra.append("--bench-no-probes")
+    if args.profile_traces:
+        extra.append(f"--bench-traces={args.profile_traces}")
     outcome = run_pytest(
         pytest_args(
             profile=args.profile, device=args.device, select=args.select, json_path=json_path, extra=extra
@@ -192,6 +212,43 @@ def cmd_report(args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    out, err = _console(), _console(stderr=True)
+    plan = plan_devices(args.device)
+    outcome = run_pytest(pytest_args(profile=args.profile, device=args.device, collect_only=True), None)
+    if outcome.collection_errors:
+        return _selection_error(args, outcome, err) or UNUSABLE
+    case = REGISTRY.get(args.case)
+    device = next((d for d in plan.run if d in case.devices), None)
+    if device is None:
+        raise SelectionError(
+            f"{case.name} runs on {', '.join(case.devices)}; this run has {', '.join(plan.run)}"
+        )
+    results = profile_case(case, variant=args.variant, device=device, profile_name=args.profile, out=args.out)
+    for name, result in results:
+        table = Table(
+            title=escape(f"{case.name} / {name} on {device}: top operators by self time"),
+            title_justify="left",
+        )
+        for column in ("Operator", "Calls", "Self CPU", "Self CUDA", "CPU mem"):
+            table.add_column(column, justify="left" if column == "Operator" else "right")
+        for row in result.top:
+            table.add_row(
+                escape(row.name),
+                str(row.calls),
+                fmt.seconds(row.self_cpu_s),
+                fmt.seconds(row.self_cuda_s) if row.self_cuda_s else fmt.DASH,
+                fmt.nbytes(row.cpu_memory_bytes),
+            )
+        out.print(table)
+        for path in result.files:
+            err.print(f"trace: {path}")
+    err.print(
+        f"view: tensorboard --logdir {args.out}   (or open a .pt.trace.json in https://ui.perfetto.dev)"
+    )
+    return OK
+
+
 def cmd_gate(args: argparse.Namespace) -> int:
     current, baseline = load_run(args.current), load_run(args.baseline)
     result = gate(current, baseline, load_rules(args.rules))
@@ -221,6 +278,7 @@ COMMANDS = {
     "list": cmd_list,
     "run": cmd_run,
     "report": cmd_report,
+    "profile": cmd_profile,
     "gate": cmd_gate,
     "baseline": cmd_baseline,
 }

@@ -22,6 +22,7 @@ from bench.device import DEVICE_CHOICES, DevicePlan, plan_devices, preserved_kno
 from bench.environment import describe
 from bench.errors import BenchError, CaseTimeout, MismatchError
 from bench.probes import count_flops, cpu_peak, cuda_peak, sample_gpu
+from bench.profiling import record_trace, safe_name, trace_dir
 from bench.registry import REGISTRY
 
 SCHEMA = 1
@@ -94,6 +95,8 @@ class BenchSession:
         self.device_choice: str = config.getoption("bench_device")
         self.time_limit_s: float | None = config.getoption("bench_time_limit")
         self.probes: bool = not config.getoption("bench_no_probes")
+        traces = config.getoption("bench_traces")
+        self.traces: Path | None = Path(traces) if traces else None
         self.plan: DevicePlan = plan_devices(self.device_choice)
         self.cases: dict[str, Case] = {}
         self.failures: list[dict[str, Any]] = []
@@ -244,6 +247,14 @@ class BenchSession:
         timed, context = caller.timed()
         with context:
             benchmark(timed)
+        if self.traces is not None:
+            # After timing, so the profiler's overhead never touches the timed rounds.
+            directory = trace_dir(self.traces, case.name, spec.variant)
+            record["trace"] = str(
+                record_trace(
+                    caller, directory, worker=safe_name(f"{point_id(spec.params)}-{spec.device}")
+                ).directory
+            )
 
     def _probe(
         self, spec: ItemSpec, caller: Caller, inputs: Mapping[str, Any], output: Any, record: dict[str, Any]
@@ -416,6 +427,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="SECONDS",
         help="stop any item running longer than this (default: each case's limit)",
+    )
+    group.addoption(
+        "--bench-traces",
+        metavar="DIR",
+        default=None,
+        help="also record a torch.profiler trace of every item under DIR/<case>/<variant>/",
     )
     group.addoption(
         "--bench-no-probes", action="store_true", default=False, help="skip the memory/FLOP/GPU probe pass"

@@ -153,8 +153,8 @@ register(
             ),
         },
         grids={
-            "quick": Grid(batch=[8], parts=[4], dim=[64]),
-            "full": Grid(batch=[8, 16], parts=[4, 6], dim=[64, 128]),
+            "quick": Grid(batch=[4], parts=[4], dim=[32]),
+            "full": Grid(batch=[8], parts=[4, 6], dim=[64, 128]),
         },
         mode="forward_backward",
         tolerance=Tolerance(rtol=1e-7, atol=1e-9),
@@ -170,7 +170,7 @@ register(
                 expected=(1.0, math.inf),
             ),
         ],
-        time_limit_s=900,
+        time_limit_s=1800,
     )
 )
 
@@ -382,7 +382,7 @@ register(
             ),
         },
         grids={
-            "quick": Grid(batch=[4], parts=[6], dim=[128], pac=["reference"], soc=["log_euclidean"]),
+            "quick": Grid(batch=[2], parts=[6], dim=[64], pac=["reference"], soc=["log_euclidean"]),
             "full": Grid(batch=[8], parts=[6], dim=[128], pac=["reference"], soc=["log_euclidean"]),
         },
         mode="train_step",
@@ -414,6 +414,6 @@ register(
                 hardware=NOTE_HARDWARE,
             ),
         ],
-        time_limit_s=900,
+        time_limit_s=1800,
     )
 )

@@ -17,8 +17,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.case import PROFILES
-from bench.claims import audit
-from bench.compare import compare_runs
+from bench.claims import ClaimResult, audit
+from bench.compare import Comparison, compare_runs
 from bench.device import DEVICE_CHOICES, plan_devices
 from bench.environment import machine_kind
 from bench.errors import BenchError, SelectionError
@@ -28,8 +28,9 @@ from bench.registry import REGISTRY
 from bench.render import format as fmt
 from bench.render.console import print_results
 from bench.render.gate import render_gate
+from bench.render.plots import report_figures
 from bench.render.report import render_report
-from bench.results import load_run, load_runs
+from bench.results import Run, load_run, load_runs
 from bench.runner import Outcome, pytest_args, run_pytest
 
 OK, FAILURES, UNUSABLE, INTERRUPTED = 0, 1, 2, 130
@@ -186,9 +187,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     rows = compare_runs(runs)
     claims = [c for run in runs for c in audit(run)]
     print_results(out, rows, claims)
-    report_path.parent.mkdir(parents=True, exist_ok=True)
     command = "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "bench run"
-    report_path.write_text(render_report(runs, rows, claims, command=command))
+    _write_report(report_path, runs, rows, claims, command)
     err.print(f"results: {json_path}\nreport:  {report_path}")
     err.print(f"{outcome.passed} timed, {len(outcome.failed)} failed, {outcome.skipped} skipped")
     if outcome.interrupted:
@@ -202,14 +202,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     rows = compare_runs(runs)
     claims = [c for run in runs for c in audit(run)]
     command = "bench report " + " ".join(shlex.quote(str(p)) for p in args.results)
-    text = render_report(runs, rows, claims, command=command)
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
+        _write_report(args.output, runs, rows, claims, command)
         _console(stderr=True).print(f"report: {args.output}")
     else:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(render_report(runs, rows, claims, command=command) + "\n")
     return OK
+
+
+def _write_report(
+    path: Path, runs: list[Run], rows: list[Comparison], claims: list[ClaimResult], command: str
+) -> None:
+    """The markdown report with its figures in ``<stem>-figures/`` beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figures = report_figures(rows, path.parent / f"{path.stem}-figures")
+    links = [(f.title, f.path.relative_to(path.parent).as_posix()) for f in figures]
+    path.write_text(render_report(runs, rows, claims, command=command, figures=links))
 
 
 def cmd_profile(args: argparse.Namespace) -> int:

@@ -90,8 +90,11 @@ def render_report(
     claims: Sequence[ClaimResult],
     command: str = "",
     now: datetime | None = None,
+    figures: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The whole report as markdown text (plain text; the caller writes it)."""
+    """The whole report as markdown text (plain text; the caller writes it).
+
+    ``figures`` are (title, link relative to the report) pairs, already written."""
     now = now or datetime.now(UTC)
     out = ["# Performance report", ""]
     out.append(f"Generated {now:%Y-%m-%d %H:%M} UTC" + (f" by `{command}`" if command else "") + ".")
@@ -125,6 +128,10 @@ def render_report(
             if notes:
                 out += ["Variants: " + "; ".join(notes) + ".", ""]
             out += [tables[case], ""]
+    if figures:
+        out += ["## Figures", ""]
+        for title, link in figures:
+            out += [f"### {escape(title)}", "", f"![{escape(title)}]({link})", ""]
     out += ["## Claims audit", "", *_claims_section(claims), ""]
     failures = [r for r in rows if r.error]
     out += ["## Failures", ""]

@@ -23,11 +23,13 @@ from bench.device import DEVICE_CHOICES, plan_devices
 from bench.environment import machine_kind
 from bench.errors import BenchError, SelectionError
 from bench.gate import gate, load_rules
+from bench.history import load_history
 from bench.profiling import profile_case
 from bench.registry import REGISTRY
 from bench.render import format as fmt
 from bench.render.console import print_results
 from bench.render.gate import render_gate
+from bench.render.history import render_history
 from bench.render.plots import report_figures
 from bench.render.report import render_report
 from bench.results import Run, load_run, load_runs
@@ -94,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
     p_prof.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     p_prof.add_argument("--profile", choices=PROFILES, default="quick", help="grid whose first point is used")
     p_prof.add_argument("--out", type=Path, default=Path("reports/traces"), help="default: reports/traces")
+
+    p_hist = sub.add_parser("history", help="trend table and plots of every run in a folder")
+    p_hist.add_argument("folder", type=Path, metavar="RESULTS_DIR")
+    p_hist.add_argument("-o", "--output", type=Path, help="default: RESULTS_DIR/history.md")
 
     p_gate = sub.add_parser("gate", help="compare a run with a baseline; exit 1 on a regression")
     p_gate.add_argument("current", type=Path, metavar="CURRENT.json")
@@ -257,6 +263,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return OK
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    history = load_history(args.folder)
+    output = args.output or args.folder / "history.md"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_history(history, output))
+    steps = sum(1 for s in history.series for p in s.points if p.step)
+    _console(stderr=True).print(f"history of {len(history.runs)} runs, {steps} step changes: {output}")
+    return OK
+
+
 def cmd_gate(args: argparse.Namespace) -> int:
     current, baseline = load_run(args.current), load_run(args.baseline)
     result = gate(current, baseline, load_rules(args.rules))
@@ -287,6 +303,7 @@ COMMANDS = {
     "run": cmd_run,
     "report": cmd_report,
     "profile": cmd_profile,
+    "history": cmd_history,
     "gate": cmd_gate,
     "baseline": cmd_baseline,
 }

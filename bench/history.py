@@ -1,0 +1,96 @@
+"""Trends across runs: medians and speedups per case over time, with step changes flagged."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import ResultsError
+from bench.results import Record, Run, load_run
+from bench.stats import slower_p_value
+
+STEP_THRESHOLD = 0.10  # a median moving by more than this ...
+STEP_ALPHA = 0.01  # ... with a Mann-Whitney p below this, between consecutive runs, is a step
+
+
+@dataclass(frozen=True)
+class Point:
+    """One implementation in one run."""
+
+    run: int
+    median_s: float
+    speedup: float | None
+    step: str = ""  # "slower" or "faster" when this run stepped against the previous one
+
+
+@dataclass(frozen=True)
+class Series:
+    case: str
+    point: str
+    device: str
+    variant: str
+    points: tuple[Point, ...]
+
+
+@dataclass(frozen=True)
+class History:
+    runs: tuple[Run, ...]
+    series: tuple[Series, ...]
+    skipped: tuple[str, ...]  # files in the folder that are not harness results, and why
+
+
+def _commit(run: Run) -> str:
+    return ((run.environment.get("git") or {}).get("id") or "")[:10]
+
+
+def load_history(folder: Path) -> History:
+    """Every harness results file in ``folder`` (not recursive), oldest first."""
+    if not folder.is_dir():
+        raise ResultsError(f"{folder} is not a folder of results files")
+    runs, skipped = [], []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            runs.append(load_run(path))
+        except ResultsError as exc:
+            skipped.append(str(exc))
+    if not runs:
+        raise ResultsError(
+            f"no harness results files in {folder}"
+            + (f" ({len(skipped)} other JSON files)" if skipped else "")
+        )
+    runs.sort(key=lambda r: (r.datetime, _commit(r), r.path))
+    return History(tuple(runs), tuple(_series(runs)), tuple(skipped))
+
+
+def _step(previous: Record, current: Record) -> str:
+    if not (previous.median_s and current.median_s and previous.rounds_s and current.rounds_s):
+        return ""
+    change = current.median_s / previous.median_s - 1
+    if change > STEP_THRESHOLD and slower_p_value(current.rounds_s, previous.rounds_s) < STEP_ALPHA:
+        return "slower"
+    if change < -STEP_THRESHOLD and slower_p_value(previous.rounds_s, current.rounds_s) < STEP_ALPHA:
+        return "faster"
+    return ""
+
+
+def _series(runs: Sequence[Run]) -> list[Series]:
+    by_key: dict[tuple[str, str, str, str], list[tuple[int, Record, float | None]]] = {}
+    for index, run in enumerate(runs):
+        refs = {(r.case, r.point, r.device): r for r in run.records if r.role == "reference" and r.timed}
+        for rec in run.records:
+            if not rec.timed or rec.median_s is None:
+                continue
+            ref = refs.get((rec.case, rec.point, rec.device))
+            speedup = ref.median_s / rec.median_s if ref and ref.median_s else None
+            by_key.setdefault((rec.case, rec.point, rec.device, rec.variant), []).append(
+                (index, rec, speedup)
+            )
+    series = []
+    for key, entries in by_key.items():
+        points = []
+        for i, (index, rec, speedup) in enumerate(entries):
+            step = _step(entries[i - 1][1], rec) if i else ""
+            points.append(Point(index, float(rec.median_s or 0.0), speedup, step))
+        series.append(Series(*key, points=tuple(points)))
+    return series

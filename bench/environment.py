@@ -34,6 +34,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none): other work competing for the cores."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return None
+
+
 def git_commit(cwd: Path | None = None) -> dict[str, Any] | None:
     try:
         commit = subprocess.run(

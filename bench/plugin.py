@@ -19,7 +19,7 @@ from bench.calls import Caller, Snapshot, check_inputs, parameter_count
 from bench.case import PROFILES, REFERENCE, Case, Variant, point_id
 from bench.correctness import judge
 from bench.device import DEVICE_CHOICES, DevicePlan, plan_devices, preserved_knobs, time_limit
-from bench.environment import describe
+from bench.environment import describe, load_average
 from bench.errors import BenchError, CaseTimeout, MismatchError
 from bench.probes import count_flops, cpu_peak, cuda_peak, sample_gpu
 from bench.profiling import record_trace, safe_name, trace_dir
@@ -104,6 +104,7 @@ class BenchSession:
         self.interrupted = False
         self.item_ids: set[str] = set()
         self.started = time.time()
+        self.load_at_start = load_average()
         self._baseline: _Baseline | None = None
         self._warmed = False
 
@@ -344,7 +345,10 @@ class BenchSession:
                 "run": list(self.plan.run),
                 "skipped": [{"device": d, "reason": r} for d, r in self.plan.skipped],
             },
-            "environment": describe(self.plan.run, measure=True, cwd=self.config.rootpath),
+            "environment": {
+                **describe(self.plan.run, measure=True, cwd=self.config.rootpath),
+                "load_average": {"start": self.load_at_start, "end": load_average()},
+            },
             "timing": self.timing_options(),
             "time_limit_s": self.time_limit_s,
             "started": self.started,

@@ -40,6 +40,18 @@ def _environment(run: Run) -> list[str]:
             f"- **Measured peak ({device})**: {peak['gflops_fp32']:.1f} GFLOP/s fp32 matmul, "
             f"{peak['copy_gbs']:.1f} GB/s copy (read + write)"
         )
+    load = env.get("load_average") or {}
+    busiest = max((v for v in load.values() if v is not None), default=None)
+    if busiest is not None:
+        start, end = (fmt.number(load.get(k)) for k in ("start", "end"))
+        line = f"- **Load average** (1 min): {start} at the start, {end} at the end"
+        cores = env.get("cpu_count") or 0
+        if cores and busiest > cores:
+            line += (
+                f" — **busy machine**: more runnable work than its {cores} cores; other processes "
+                "competed for the CPU, so absolute times are inflated and noisy (ratios less so)"
+            )
+        lines.append(line)
     skipped = run.info.get("devices", {}).get("skipped", [])
     for entry in skipped:
         lines.append(f"- **Not run on {entry['device']}**: {entry['reason']}")

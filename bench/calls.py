@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,43 +25,31 @@ def check_inputs(inputs: Any, case: str) -> Inputs:
     return inputs
 
 
+def _walk(obj: Any) -> Iterator[Any]:
+    """Tensors and modules inside nested mappings, lists and tuples, depth first."""
+    if isinstance(obj, (torch.Tensor, torch.nn.Module)):
+        yield obj
+    elif isinstance(obj, Mapping):
+        for item in obj.values():
+            yield from _walk(item)
+    elif isinstance(obj, (list, tuple)):
+        for item in obj:
+            yield from _walk(item)
+
+
 def grad_leaves(obj: Any) -> list[torch.Tensor]:
     """Leaf tensors that receive gradients: requires_grad tensors and module parameters."""
     found: dict[int, torch.Tensor] = {}
-
-    def visit(value: Any) -> None:
-        if isinstance(value, torch.Tensor):
-            if value.requires_grad and value.is_leaf:
-                found.setdefault(id(value), value)
-        elif isinstance(value, torch.nn.Module):
-            for param in value.parameters():
-                if param.requires_grad:
-                    found.setdefault(id(param), param)
-        elif isinstance(value, Mapping):
-            for item in value.values():
-                visit(item)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                visit(item)
-
-    visit(obj)
+    for value in _walk(obj):
+        candidates = value.parameters() if isinstance(value, torch.nn.Module) else [value]
+        for tensor in candidates:
+            if tensor.requires_grad and tensor.is_leaf:
+                found.setdefault(id(tensor), tensor)
     return list(found.values())
 
 
 def modules_of(obj: Any) -> list[torch.nn.Module]:
-    found: dict[int, torch.nn.Module] = {}
-
-    def visit(value: Any) -> None:
-        if isinstance(value, torch.nn.Module):
-            found.setdefault(id(value), value)
-        elif isinstance(value, Mapping):
-            for item in value.values():
-                visit(item)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                visit(item)
-
-    visit(obj)
+    found = {id(v): v for v in _walk(obj) if isinstance(v, torch.nn.Module)}
     return list(found.values())
 
 

@@ -146,74 +146,45 @@ def evaluate(claim: Mapping[str, Any], records: list[Record]) -> ClaimResult:
     if claim.get("expected"):
         low, high = claim["expected"]
         expected = (float(low), math.inf if high is None else float(high))
-    base_args = {
-        "case": claim["case"],
-        "id": claim["id"],
-        "text": claim["text"],
-        "metric": claim["metric"],
-        "expected": expected,
-    }
-    if not claim.get("measurable", True):
+
+    def result(
+        verdict: str,
+        where: str,
+        note: str = "",
+        value: float | None = None,
+        interval: tuple[float, float] | None = None,
+    ) -> ClaimResult:
         return ClaimResult(
-            **base_args,
-            value=None,
-            interval=None,
-            verdict=NOT_MEASURABLE,
-            where="",
-            note=claim.get("reason", ""),
-        )
-    mine = [r for r in records if r.case == claim["case"]]
-    base, var, where = _pick(mine, claim)
-    if var is None:
-        return ClaimResult(
-            **base_args,
-            value=None,
-            interval=None,
-            verdict=NOT_MEASURABLE,
+            case=claim["case"],
+            id=claim["id"],
+            text=claim["text"],
+            metric=claim["metric"],
+            expected=expected,
+            value=value,
+            interval=interval,
+            verdict=verdict,
             where=where,
-            note=f"{claim['variant']!r} of {claim['case']} is not in this run",
+            note=note,
         )
+
+    if not claim.get("measurable", True):
+        return result(NOT_MEASURABLE, "", claim.get("reason", ""))
+    base, var, where = _pick([r for r in records if r.case == claim["case"]], claim)
+    if var is None:
+        return result(NOT_MEASURABLE, where, f"{claim['variant']!r} of {claim['case']} is not in this run")
     if not var.timed:
         reason = (var.error or {}).get("message", "not timed")
-        return ClaimResult(
-            **base_args,
-            value=None,
-            interval=None,
-            verdict=NOT_MEASURABLE,
-            where=where,
-            note=f"{claim['variant']!r} failed: {reason}",
-        )
+        return result(NOT_MEASURABLE, where, f"{claim['variant']!r} failed: {reason}")
     value, interval, why = _measure(claim["metric"], base, var, claim.get("extra"))
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ClaimResult(
-            **base_args, value=None, interval=None, verdict=NOT_MEASURABLE, where=where, note=why
-        )
+    if value is None or math.isnan(value):
+        return result(NOT_MEASURABLE, where, why)
     if claim.get("hardware"):
-        return ClaimResult(
-            **base_args,
-            value=value,
-            interval=interval,
-            verdict=OTHER_HARDWARE,
-            where=where,
-            note=f"the claimed figure is for {claim['hardware']}",
+        return result(
+            OTHER_HARDWARE, where, f"the claimed figure is for {claim['hardware']}", value, interval
         )
     if expected is None:
-        return ClaimResult(
-            **base_args,
-            value=value,
-            interval=interval,
-            verdict=NOT_MEASURABLE,
-            where=where,
-            note="the claim declares no range to check against",
-        )
-    return ClaimResult(
-        **base_args,
-        value=value,
-        interval=interval,
-        verdict=_verdict(claim["metric"], expected, value, interval),
-        where=where,
-        note="",
-    )
+        return result(NOT_MEASURABLE, where, "the claim declares no range to check against", value, interval)
+    return result(_verdict(claim["metric"], expected, value, interval), where, "", value, interval)
 
 
 def audit(run: Run) -> list[ClaimResult]:

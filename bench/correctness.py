@@ -83,14 +83,13 @@ def compare(reference: Snapshot, variant: Snapshot, tolerance: Tolerance) -> Ver
     """Outputs (and, for forward_backward, every leaf's gradient) within tolerance."""
     tol = {"rtol": tolerance.rtol, "atol": tolerance.atol}
     pairs: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+
+    def structural(where: str) -> Verdict:
+        return Verdict(True, False, math.inf, math.inf, tol, where)
+
     if len(reference.outputs) != len(variant.outputs):
-        return Verdict(
-            True,
-            False,
-            math.inf,
-            math.inf,
-            tol,
-            f"output count ({len(variant.outputs)} vs {len(reference.outputs)} in the reference)",
+        return structural(
+            f"output count ({len(variant.outputs)} vs {len(reference.outputs)} in the reference)"
         )
     pairs += [
         (f"output[{i}]", r, v)
@@ -102,14 +101,7 @@ def compare(reference: Snapshot, variant: Snapshot, tolerance: Tolerance) -> Ver
     worst_abs, worst_rel, worst_name, first_failure = 0.0, 0.0, "output[0]", None
     for name, ref, var in pairs:
         if ref.shape != var.shape:
-            return Verdict(
-                True,
-                False,
-                math.inf,
-                math.inf,
-                tol,
-                f"{name} (shape {tuple(var.shape)} vs {tuple(ref.shape)} in the reference)",
-            )
+            return structural(f"{name} (shape {tuple(var.shape)} vs {tuple(ref.shape)} in the reference)")
         abs_err, rel_err, ok = _errors(ref, var, tolerance)
         if not ok and first_failure is None:
             first_failure = name

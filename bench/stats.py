@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
@@ -43,12 +44,19 @@ def ratio_interval(
     Rounds of the two samples are resampled independently. None with fewer than 3 rounds on
     either side, where an interval means nothing.
     """
-    a, b = thin(numerator), thin(denominator)
-    if a.size < 3 or b.size < 3:
+    return _bootstrap((numerator, denominator), _median_ratio, confidence, n_resamples, seed)
+
+
+def _bootstrap(
+    samples: Sequence[Sequence[float]], statistic: Any, confidence: float, n_resamples: int, seed: int
+) -> tuple[float, float] | None:
+    """Percentile interval of ``statistic`` over independently resampled, thinned samples."""
+    arrays = tuple(thin(x) for x in samples)
+    if any(a.size < 3 for a in arrays):
         return None
     result = sps.bootstrap(
-        (a, b),
-        _median_ratio,
+        arrays,
+        statistic,
         vectorized=True,
         paired=False,
         confidence_level=confidence,
@@ -77,21 +85,9 @@ def speedup_change_interval(
 ) -> tuple[float, float] | None:
     """Percentile-bootstrap interval of (speedup now) / (speedup before), each speedup a ratio of
     medians of its own run's rounds; the four sets of rounds are resampled independently."""
-    samples = tuple(thin(x) for x in (ref_now, var_now, ref_before, var_before))
-    if any(s.size < 3 for s in samples):
-        return None
-    result = sps.bootstrap(
-        samples,
-        _ratio_of_ratios,
-        vectorized=True,
-        paired=False,
-        confidence_level=confidence,
-        n_resamples=n_resamples,
-        method="percentile",
-        rng=np.random.default_rng(seed),
+    return _bootstrap(
+        (ref_now, var_now, ref_before, var_before), _ratio_of_ratios, confidence, n_resamples, seed
     )
-    low, high = result.confidence_interval
-    return float(low), float(high)
 
 
 def slower_p_value(now: Sequence[float], before: Sequence[float]) -> float:

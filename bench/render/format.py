@@ -53,31 +53,28 @@ def params(values: dict[str, object]) -> str:
     return ", ".join(f"{k}={v}" for k, v in values.items())
 
 
+_PERCENT_METRICS = (
+    "time_reduction",
+    "time_increase",
+    "memory_reduction",
+    "memory_increase",
+    "flops_reduction",
+)
+
+
 def claim_value(result: ClaimResult) -> str:
-    """A measured claim quantity in the unit the claim speaks in."""
+    """A measured claim quantity in the unit the claim speaks in, with its interval."""
     value, interval, metric = result.value, result.interval, result.metric
     if value is None:
         return DASH
-    if metric in (
-        "time_reduction",
-        "time_increase",
-        "memory_reduction",
-        "memory_increase",
-        "flops_reduction",
-    ):
+    if metric in _PERCENT_METRICS:
         text = f"{100 * value:.1f} %"
-        if interval:
-            text += f" [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
-        return text
+        return text + (f" [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]" if interval else "")
     if metric in ("speedup", "extra_ratio"):
         return ratio(value, interval)
-    if metric == "seconds":
-        return seconds(value)
     if metric == "throughput":
         return f"{value:.3g}/s"
-    if metric == "parameters":
-        return count(value)
-    return number(value, 4)
+    return _one(metric, value, digits=4)
 
 
 def claim_expected(result: ClaimResult) -> str:
@@ -91,14 +88,9 @@ def claim_expected(result: ClaimResult) -> str:
     return f"{_one(result.metric, low)} – {_one(result.metric, high)}"
 
 
-def _one(metric: str, value: float) -> str:
-    if metric in (
-        "time_reduction",
-        "time_increase",
-        "memory_reduction",
-        "memory_increase",
-        "flops_reduction",
-    ):
+def _one(metric: str, value: float, digits: int = 3) -> str:
+    """One claimed or measured number in the claim's unit."""
+    if metric in _PERCENT_METRICS:
         return f"{100 * value:.0f} %"
     if metric in ("speedup", "extra_ratio"):
         return f"{value:g}×"
@@ -106,4 +98,4 @@ def _one(metric: str, value: float) -> str:
         return seconds(value)
     if metric == "parameters":
         return count(value)
-    return f"{value:g}"
+    return f"{value:.{digits}g}"

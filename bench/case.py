@@ -34,6 +34,11 @@ CLAIM_METRICS: Mapping[str, bool] = MappingProxyType(
         "extra_ratio": True,  # baseline's extra value / variant's extra value
     }
 )
+# pytest-benchmark settings a case may fix for its own items (e.g. min_rounds=1 for a case whose
+# every call launches processes); they override the command line's --benchmark-* options.
+BENCHMARK_OPTIONS = frozenset(
+    {"min_rounds", "max_time", "min_time", "warmup", "warmup_iterations", "disable_gc"}
+)
 _NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 _VARIANT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _AXIS = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -196,6 +201,7 @@ class Case:
     markers: tuple[str, ...] = ()
     time_limit_s: float = 300.0
     warmup_calls: int = 1
+    benchmark: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -243,6 +249,11 @@ class Case:
             raise _fail(where, "time_limit_s must be > 0")
         if self.warmup_calls < 0:
             raise _fail(where, "warmup_calls must be >= 0")
+        unknown_timing = set(self.benchmark) - BENCHMARK_OPTIONS
+        if unknown_timing:
+            known = ", ".join(sorted(BENCHMARK_OPTIONS))
+            raise _fail(where, f"benchmark options {sorted(unknown_timing)} are unknown; use {known}")
+        object.__setattr__(self, "benchmark", MappingProxyType(dict(self.benchmark)))
         names = {REFERENCE, *variants}
         seen: set[str] = set()
         for claim in self.claims:

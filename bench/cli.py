@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_run.add_argument("--no-probes", action="store_true", help="skip the memory/FLOP/GPU probe pass")
     p_run.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch intra-op threads (default: torch's own, usually the core count)",
+    )
+    p_run.add_argument(
         "--profile-traces",
         nargs="?",
         const=Path("reports/traces"),
@@ -173,6 +179,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra.append(f"--bench-time-limit={args.time_limit}")
     if args.no_probes:
         extra.append("--bench-no-probes")
+    if args.threads is not None:
+        extra.append(f"--bench-threads={args.threads}")
     if args.profile_traces:
         extra.append(f"--bench-traces={args.profile_traces}")
     outcome = run_pytest(

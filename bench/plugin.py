@@ -20,7 +20,7 @@ from bench.case import PROFILES, REFERENCE, Case, Variant, point_id
 from bench.correctness import judge
 from bench.device import DEVICE_CHOICES, DevicePlan, plan_devices, preserved_knobs, time_limit
 from bench.environment import describe, load_average
-from bench.errors import BenchError, CaseTimeout, MismatchError
+from bench.errors import BenchError, CaseTimeout, MismatchError, SelectionError
 from bench.probes import count_flops, cpu_peak, cuda_peak, sample_gpu
 from bench.profiling import record_trace, safe_name, trace_dir
 from bench.registry import REGISTRY
@@ -95,6 +95,11 @@ class BenchSession:
         self.device_choice: str = config.getoption("bench_device")
         self.time_limit_s: float | None = config.getoption("bench_time_limit")
         self.probes: bool = not config.getoption("bench_no_probes")
+        threads = config.getoption("bench_threads")
+        if threads is not None:
+            if threads < 1:
+                raise SelectionError(f"--bench-threads must be at least 1, got {threads}")
+            torch.set_num_threads(threads)
         traces = config.getoption("bench_traces")
         self.traces: Path | None = Path(traces) if traces else None
         self.plan: DevicePlan = plan_devices(self.device_choice)
@@ -102,7 +107,7 @@ class BenchSession:
         self.failures: list[dict[str, Any]] = []
         self.skipped: list[dict[str, Any]] = []
         self.interrupted = False
-        self.item_ids: set[str] = set()
+        self.item_cases: dict[str, Case] = {}
         self.started = time.time()
         self.load_at_start = load_average()
         self._baseline: _Baseline | None = None
@@ -124,7 +129,6 @@ class BenchSession:
     def items_for(self, case: Case) -> Iterator[tuple[ItemSpec, str | None]]:
         """Every item of a case with, for devices this run skips, the reason."""
         skipped = dict(self.plan.skipped)
-        self.cases[case.name] = case
         for params in case.points(self.profile):
             for device in case.devices:
                 if device not in self.plan.run and device not in skipped:
@@ -290,10 +294,19 @@ class BenchSession:
     # -- hooks of this run (the session is registered as a plugin) ----------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.skipped and report.when in ("setup", "call") and report.nodeid in self.item_ids:
+        if report.skipped and report.when in ("setup", "call") and report.nodeid in self.item_cases:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
             reason = reason.removeprefix("Skipped: ")
             self.skipped.append({"item": report.nodeid.rsplit("::", 1)[-1], "reason": reason})
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # Only the cases that kept an item after -k / -m selection belong to this run (and its
+        # claims audit).
+        self.cases = {}
+        for item in session.items:
+            case = self.item_cases.get(item.nodeid)
+            if case is not None:
+                self.cases.setdefault(case.name, case)
 
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
         self.interrupted = True
@@ -395,11 +408,13 @@ class SuiteFile(pytest.File):
                 )
                 for marker in case.markers:
                     item.add_marker(marker)
+                if case.benchmark:
+                    item.add_marker(pytest.mark.benchmark(**case.benchmark))
                 if spec.device == "cuda":
                     item.add_marker("gpu")
                 if skip_reason:
                     item.add_marker(pytest.mark.skip(reason=f"cuda: {skip_reason}"))
-                session.item_ids.add(item.nodeid)
+                session.item_cases[item.nodeid] = case
                 yield item
 
 
@@ -431,6 +446,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="SECONDS",
         help="stop any item running longer than this (default: each case's limit)",
+    )
+    group.addoption(
+        "--bench-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch intra-op threads for the run (default: torch's, usually the core count)",
     )
     group.addoption(
         "--bench-traces",

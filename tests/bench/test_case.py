@@ -133,3 +133,9 @@ def test_registry_rejects_a_name_from_two_modules() -> None:
     assert registry.from_module("suites.a") == [case]
     with pytest.raises(SelectionError, match=r"no case named .fam\.other."):
         registry.get("fam.other")
+
+
+def test_benchmark_options_are_checked() -> None:
+    assert _case(benchmark={"min_rounds": 1}).benchmark["min_rounds"] == 1
+    with pytest.raises(CaseDefinitionError, match="benchmark options \\['rounds'\\] are unknown"):
+        _case(benchmark={"rounds": 3})

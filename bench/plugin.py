@@ -285,7 +285,13 @@ class BenchSession:
         if declared is not None:
             record["flops"] = {"per_call": float(declared(spec.run_params)), "source": "declared"}
         else:
-            counted = count_flops(caller)
+            try:
+                counted = count_flops(caller)
+            except RuntimeError as exc:
+                # FlopCounterMode's dispatch mode trips some autograd uses (e.g. torch.autograd.grad
+                # for a gradient penalty); no count is better than a failed item.
+                record["flops_error"] = f"{type(exc).__name__}: {exc}"[:300]
+                counted = 0
             record["flops"] = {"per_call": float(counted), "source": "counted"} if counted else None
         record["parameters"] = parameter_count(inputs)
         if case.measures is not None:

@@ -1,0 +1,113 @@
+"""GaussGAN: a WGAN-GP on a two-Gaussian mixture with classical or quantum-circuit latent noise."""
+
+from __future__ import annotations
+
+from models.gaussgan.circuit import (
+    CircuitSpec,
+    apply_circuit,
+    encoding_angles,
+    expval_qnode,
+    expvals_broadcast,
+    expvals_per_sample,
+    init_weights,
+    uniform_latents,
+)
+from models.gaussgan.data import TARGET, Mixture, Split, generated_points, mixture_points, split_dataset
+from models.gaussgan.metrics import (
+    METRICS,
+    TargetCache,
+    build_target_cache,
+    cached_metrics,
+    histogram_kl,
+    kde_kl,
+    reference_metrics,
+)
+from models.gaussgan.nets import MLP, Generator, MLPGenerator
+from models.gaussgan.noise import (
+    EXPVAL_BACKENDS,
+    SOURCES,
+    ClassicalNoise,
+    QuantumNoise,
+    QuantumShadowNoise,
+    make_noise,
+)
+from models.gaussgan.overheads import epoch_figure, epoch_overheads, write_csv, write_npy
+from models.gaussgan.shadows import (
+    pauli_expvals_exact,
+    random_pauli_words,
+    shadow_expvals_batched,
+    shadow_expvals_per_sample,
+    shadow_variance,
+)
+from models.gaussgan.statevector import expvals_fused, expvals_torch, fused_state, simulate, statevector_flops
+from models.gaussgan.training import (
+    FEWER_UPDATES,
+    LARGE_BATCH,
+    NOTE_CONFIG,
+    SMALL_NETS,
+    GANConfig,
+    GANTraining,
+    build_training,
+    note_variant,
+    step_flops,
+    train_samples,
+    train_step,
+)
+
+__all__ = [
+    "EXPVAL_BACKENDS",
+    "FEWER_UPDATES",
+    "LARGE_BATCH",
+    "METRICS",
+    "MLP",
+    "NOTE_CONFIG",
+    "SMALL_NETS",
+    "SOURCES",
+    "TARGET",
+    "CircuitSpec",
+    "ClassicalNoise",
+    "GANConfig",
+    "GANTraining",
+    "Generator",
+    "MLPGenerator",
+    "Mixture",
+    "QuantumNoise",
+    "QuantumShadowNoise",
+    "Split",
+    "TargetCache",
+    "apply_circuit",
+    "build_target_cache",
+    "build_training",
+    "cached_metrics",
+    "encoding_angles",
+    "epoch_figure",
+    "epoch_overheads",
+    "expval_qnode",
+    "expvals_broadcast",
+    "expvals_fused",
+    "expvals_per_sample",
+    "expvals_torch",
+    "fused_state",
+    "generated_points",
+    "histogram_kl",
+    "init_weights",
+    "kde_kl",
+    "make_noise",
+    "mixture_points",
+    "note_variant",
+    "pauli_expvals_exact",
+    "random_pauli_words",
+    "reference_metrics",
+    "shadow_expvals_batched",
+    "shadow_expvals_per_sample",
+    "shadow_variance",
+    "simulate",
+    "split_dataset",
+    "statevector_flops",
+    "step_flops",
+    "train_samples",
+    "train_step",
+    "uniform_latents",
+    "write_csv",
+    "write_npy",
+]

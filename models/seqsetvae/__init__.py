@@ -24,7 +24,7 @@ from models.seqsetvae.data import (
     load_patients,
     write_cohort,
 )
-from models.seqsetvae.loading import LoaderSettings, loader_epochs, make_loader, process_tree_uss_bytes
+from models.seqsetvae.loading import LoaderSettings, loader_epochs, make_loader, process_tree_pss_bytes
 from models.seqsetvae.metrics import auprc, auroc
 from models.seqsetvae.model import (
     LossParts,
@@ -106,7 +106,7 @@ __all__ = [
     "model_preset",
     "pad_seeds",
     "predict",
-    "process_tree_uss_bytes",
+    "process_tree_pss_bytes",
     "train_batches",
     "train_epoch",
     "train_monitored",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def model_preset(name: str) -> ModelConfig:
     return presets[name]
 
 
-def cohort_preset(name: str, **changes: int | float) -> CohortSpec:
+def cohort_preset(name: str, **changes: Any) -> CohortSpec:
     """The cohort of a profile, optionally with fields changed (e.g. ``patients=16``)."""
     presets = {"full": FULL_COHORT, "quick": QUICK_COHORT, "tiny": QUICK_COHORT}
     if name not in presets:

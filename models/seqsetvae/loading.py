@@ -49,14 +49,15 @@ def make_loader(dataset: PatientDataset, settings: LoaderSettings) -> DataLoader
     )
 
 
-def process_tree_uss_bytes() -> int:
-    """Unique memory of this process and its children (DataLoader workers): USS counts each
-    page once, where RSS would count the pages a forked worker shares with its parent again."""
+def process_tree_pss_bytes() -> int:
+    """Memory of this process and its children (DataLoader workers) as the sum of their PSS:
+    a page shared by k processes counts 1/k in each, so the sum counts it once. RSS would count
+    the pages a forked worker shares with its parent again; USS would count them nowhere."""
     me = psutil.Process(os.getpid())
     total = 0
     for proc in [me, *me.children(recursive=True)]:
         try:
-            total += proc.memory_full_info().uss
+            total += proc.memory_full_info().pss
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue  # a worker that exited between listing and reading holds no memory
     return total
@@ -77,7 +78,7 @@ def loader_epochs(dataset: PatientDataset, settings: LoaderSettings, epochs: int
     """``epochs`` passes over the dataset; each batch is moved to ``device`` and, with a
     ``trainer``, trained on. Returns per-epoch checksums of the data seen, (epochs, 4): events,
     sum of values, sum of embeddings, sum of labels, so every setting can be checked to deliver
-    the same data. With ``memory`` given, the process tree's USS is appended mid-epoch."""
+    the same data. With ``memory`` given, the process tree's PSS is appended mid-epoch."""
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     loader = make_loader(dataset, settings)
@@ -93,7 +94,7 @@ def loader_epochs(dataset: PatientDataset, settings: LoaderSettings, epochs: int
                 if trainer is not None:
                     train_step_padded(trainer, batch)
                 if memory is not None and i == middle:
-                    memory.append(process_tree_uss_bytes())
+                    memory.append(process_tree_pss_bytes())
             sums.append(total)
     finally:
         # Persistent workers live as long as the loader's iterator: drop both so the workers are

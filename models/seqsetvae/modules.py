@@ -189,6 +189,7 @@ class TimeAwareTransformer(nn.Module):
         super().__init__()
         edges = torch.logspace(math.log10(cfg.bucket_min_minutes), math.log10(cfg.bucket_max_minutes),
                                cfg.time_buckets - 1)
+        self.bucket_edges: torch.Tensor
         self.register_buffer("bucket_edges", edges, persistent=False)
         self.buckets = nn.Embedding(cfg.time_buckets, cfg.latent_dim)
         self.slope_raw = nn.Parameter(torch.tensor(math.log(math.e - 1.0)))  # softplus -> 1.0

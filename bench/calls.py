@@ -63,9 +63,11 @@ def parameter_count(inputs: Inputs) -> int | None:
 
 
 def detached(obj: Any) -> Any:
-    """The same structure with tensors detached (so a kept output holds no autograd graph)."""
+    """The same structure with tensors detached and copied (a kept output holds no graph and does
+    not change when later calls update their inputs in place)."""
     if isinstance(obj, torch.Tensor):
-        return obj.detach()
+        # A copy: an output may alias state that later (timed) calls update in place.
+        return obj.detach().clone()
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
         return type(obj)(*(detached(v) for v in obj))
     if isinstance(obj, (list, tuple)):

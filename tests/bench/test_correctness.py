@@ -114,3 +114,17 @@ def test_judge_quality_and_not_compared() -> None:
     assert approx.as_dict()["quality_metric"] == "ratio" and approx.value == 0.5
     other = judge(ref, var, Variant(lambda x: x, exact=False, params={"n": 2}, note="smaller"), Tolerance())
     assert other.passed and other.as_dict()["note"] == "smaller"
+
+
+def test_kept_outputs_do_not_alias_state_updated_in_place() -> None:
+    state = torch.zeros(3)
+
+    def step(state):
+        return state.add_(1)  # returns the very tensor it updates
+
+    caller = Caller(step, {"state": state}, "forward", "cpu")
+    snapshot = caller.snapshot()
+    caller.run()
+    caller.run()
+    assert snapshot.outputs[0].tolist() == [1.0, 1.0, 1.0]
+    assert snapshot.output.tolist() == [1.0, 1.0, 1.0]

@@ -2,19 +2,26 @@
 
 Timed against a virtual clock, a call that costs exactly 100 µs (or 300 µs) must come out as that
 median, with rounds, iterations and the harness's own checks accounted for. Wall-clock agreement
-with timeit is a measurement, not a unit test (it depends on the machine's load): run
-`python tools/fidelity.py` on an idle machine for that.
+with timeit depends on the machine's load: the second test is the loose version (25 %) of
+`python tools/fidelity.py`, the 5 % measurement to run on an idle machine.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from bench.results import load_run
 
 from .conftest import DATA, run_in
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "fidelity.py"
 
 
 def test_recorded_median_is_the_per_call_cost(toy_project: Path) -> None:
@@ -48,3 +55,34 @@ def test_recorded_median_is_the_per_call_cost(toy_project: Path) -> None:
     assert all(stats["rounds"] >= 7 for stats in raw.values()), raw
     # A 100 µs call is shorter than the 300 µs minimum round: calls are batched, and the median is per call.
     assert raw["clock.fixed_cost[n1-cpu-reference]"]["iterations"] >= 3, raw
+
+
+def test_wall_clock_median_is_loosely_timeits() -> None:
+    """The loose version of tools/fidelity.py: three bracketed pairs, median ratio within 25 %."""
+    cores = os.cpu_count() or 1
+    if os.getloadavg()[0] > cores:
+        # Other processes' time slices land in some timings and not others: a comparison of two
+        # timing methods means nothing then.
+        pytest.skip(f"machine busy (load {os.getloadavg()[0]:.1f} on {cores} cores)")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(TOOL),
+            "--tolerance",
+            "0.25",
+            "--max-time",
+            "0.3",
+            "--timeit-budget",
+            "0.3",
+            "--pairs",
+            "3",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "fidelity.matmul    median ratio over 3 pairs" in proc.stdout, proc.stdout
+    assert "fidelity.python    median ratio over 3 pairs" in proc.stdout, proc.stdout

@@ -33,7 +33,7 @@ from bench.render.history import render_history
 from bench.render.plots import report_figures
 from bench.render.report import render_report
 from bench.results import Run, load_run, load_runs
-from bench.runner import Outcome, pytest_args, run_pytest
+from bench.runner import Outcome, marker_expression, pytest_args, run_pytest
 
 OK, FAILURES, UNUSABLE, INTERRUPTED = 0, 1, 2, 130
 
@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     def selection(p: argparse.ArgumentParser) -> None:
         p.add_argument("-k", dest="select", metavar="EXPR", help="pytest -k expression over item names")
         p.add_argument("--profile", choices=PROFILES, default="quick", help="grid sizes (default: quick)")
+        p.add_argument(
+            "-m",
+            dest="markers",
+            metavar="EXPR",
+            help="pytest -m expression over markers (gpu, quantum, slow); default: 'not slow' for the "
+            "quick profile, every case for full; -m '' takes every case",
+        )
 
     p_list = sub.add_parser("list", help="list the benchmark items a selection gives")
     selection(p_list)
@@ -138,8 +145,18 @@ def _selection_error(args: argparse.Namespace, outcome: Outcome, err: Console) -
         err.print("[red]error:[/] pytest rejected the arguments (see above)")
         return UNUSABLE
     if not outcome.items:
-        what = f"-k {args.select!r}" if args.select else "the suites"
-        err.print(f"[red]error:[/] {what} selected no benchmark items. `bench list` shows what exists.")
+        what = " ".join(
+            f"{flag} {value!r}"
+            for flag, value in (
+                ("-k", getattr(args, "select", None)),
+                ("-m", marker_expression(args.profile, getattr(args, "markers", None))),
+            )
+            if value
+        )
+        err.print(
+            f"[red]error:[/] {what or 'the suites'} selected no benchmark items. "
+            "`bench list` shows what exists."
+        )
         return UNUSABLE
     return None
 
@@ -148,7 +165,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     err = _console(stderr=True)
     plan_devices(args.device)
     outcome = run_pytest(
-        pytest_args(profile=args.profile, device=args.device, select=args.select, collect_only=True), None
+        pytest_args(
+            profile=args.profile,
+            device=args.device,
+            select=args.select,
+            markers=args.markers,
+            collect_only=True,
+        ),
+        None,
     )
     problem = _selection_error(args, outcome, err)
     if problem is not None:
@@ -185,7 +209,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra.append(f"--bench-traces={args.profile_traces}")
     outcome = run_pytest(
         pytest_args(
-            profile=args.profile, device=args.device, select=args.select, json_path=json_path, extra=extra
+            profile=args.profile,
+            device=args.device,
+            select=args.select,
+            markers=args.markers,
+            json_path=json_path,
+            extra=extra,
         ),
         err,
     )

@@ -6,13 +6,17 @@ import importlib
 import json
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+
+# pytest's own -k / -m matching, to tell which cases -m alone left out (pytest has no public API).
+from _pytest.mark import KeywordMatcher
+from _pytest.mark.expression import Expression
 
 from bench import __version__
 from bench.calls import Caller, Snapshot, check_inputs, parameter_count
@@ -104,6 +108,8 @@ class BenchSession:
         self.traces: Path | None = Path(traces) if traces else None
         self.plan: DevicePlan = plan_devices(self.device_choice)
         self.cases: dict[str, Case] = {}
+        self.left_out: dict[str, list[str]] = {}
+        self.deselected: list[pytest.Item] = []
         self.failures: list[dict[str, Any]] = []
         self.skipped: list[dict[str, Any]] = []
         self.interrupted = False
@@ -313,6 +319,14 @@ class BenchSession:
             case = self.item_cases.get(item.nodeid)
             if case is not None:
                 self.cases.setdefault(case.name, case)
+        self.left_out = {}
+        for item in self.deselected:
+            case = self.item_cases.get(item.nodeid)
+            if case is not None and case.name not in self.cases and _left_out_by_markers(self.config, item):
+                self.left_out[case.name] = sorted(case.markers)
+
+    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
+        self.deselected.extend(items)
 
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
         self.interrupted = True
@@ -369,6 +383,13 @@ class BenchSession:
                 "load_average": {"start": self.load_at_start, "end": load_average()},
             },
             "timing": self.timing_options(),
+            "selection": {
+                "keyword": self.config.getoption("keyword") or None,
+                "markers": self.config.getoption("markexpr") or None,
+                # Cases that -k selects but -m keeps out of this run (by default the quick
+                # profile's `slow` cases), with their markers.
+                "left_out": self.left_out,
+            },
             "time_limit_s": self.time_limit_s,
             "started": self.started,
             "finished": time.time(),
@@ -390,6 +411,21 @@ class BenchSession:
             "failures": self.failures,
             "skipped": self.skipped,
         }
+
+
+def _left_out_by_markers(config: pytest.Config, item: pytest.Item) -> bool:
+    """Whether -k would keep this item and -m alone deselects it."""
+    keyword, markexpr = config.getoption("keyword"), config.getoption("markexpr")
+    if not markexpr:
+        return False
+    if keyword and not Expression.compile(keyword).evaluate(KeywordMatcher.from_item(item)):
+        return False
+    names = {marker.name for marker in item.iter_markers()}
+
+    def has(name: str, /, **_: str | int | bool | None) -> bool:
+        return name in names
+
+    return not Expression.compile(markexpr).evaluate(has)
 
 
 _KEY = pytest.StashKey[BenchSession]()

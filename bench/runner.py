@@ -19,6 +19,15 @@ PROFILE_TIMING: dict[str, list[str]] = {
     "full": ["--benchmark-min-rounds=10", "--benchmark-max-time=2.0", "--benchmark-min-time=0.0005"],
 }
 
+# pytest -m expression per profile when none is given: the quick pass leaves out the cases marked
+# `slow` (cold torch.compile, multi-process DDP: minutes each on a 2-core CPU).
+PROFILE_MARKERS: dict[str, str] = {"quick": "not slow", "full": ""}
+
+
+def marker_expression(profile: str, given: str | None) -> str:
+    """The -m expression a run uses: the one given (even empty, meaning every case), else the profile's."""
+    return PROFILE_MARKERS[profile] if given is None else given
+
 
 @dataclass
 class Outcome:
@@ -114,6 +123,7 @@ def pytest_args(
     profile: str,
     device: str,
     select: str | None = None,
+    markers: str | None = None,
     json_path: Path | None = None,
     collect_only: bool = False,
     extra: Sequence[str] = (),
@@ -132,6 +142,9 @@ def pytest_args(
     ]
     if select:
         args += ["-k", select]
+    expression = marker_expression(profile, markers)
+    if expression:
+        args += ["-m", expression]
     if collect_only:
         args.append("--collect-only")
     else:

@@ -52,6 +52,21 @@ def _environment(run: Run) -> list[str]:
                 "competed for the CPU, so absolute times are inflated and noisy (ratios less so)"
             )
         lines.append(line)
+    selection = run.info.get("selection") or {}
+    chosen = [
+        f"{flag} `{selection[key]}`"
+        for flag, key in (("-k", "keyword"), ("-m", "markers"))
+        if selection.get(key)
+    ]
+    left_out = selection.get("left_out") or {}
+    if chosen or left_out:
+        line = f"- **Selection**: {', '.join(chosen) or 'every case'}"
+        if left_out:
+            line += (
+                f"; left out by the marker expression ({len(left_out)} case(s); `-m ''` or "
+                f"`--profile full` runs them): {', '.join(f'`{name}`' for name in sorted(left_out))}"
+            )
+        lines.append(line)
     skipped = run.info.get("devices", {}).get("skipped", [])
     for entry in skipped:
         lines.append(f"- **Not run on {entry['device']}**: {entry['reason']}")

@@ -105,3 +105,29 @@ def test_report_writes_markdown(tmp_path: Path) -> None:
     assert main(["report", str(path), "-o", str(tmp_path / "r.md")]) == 0
     text = (tmp_path / "r.md").read_text()
     assert text.startswith("# Performance report") and "**C1**" in text
+
+
+def test_quick_profile_leaves_slow_cases_out_unless_asked(toy_project: Path) -> None:
+    proc = _bench(toy_project, "run", "-k", "n8 and cpu", "--json", "q.json", behaviour="slow_case")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((toy_project / "q.json").read_text())
+    assert {b["extra_info"]["bench"]["case"] for b in doc["benchmarks"]} == {"toy.square"}
+    assert doc["bench"]["selection"] == {
+        "keyword": "n8 and cpu",
+        "markers": "not slow",
+        "left_out": {"toy.heavy": ["slow"]},
+    }
+    report = (toy_project / "q.md").read_text()
+    assert "left out by the marker expression (1 case(s)" in report and "`toy.heavy`" in report
+
+    proc = _bench(
+        toy_project, "run", "-k", "n8 and cpu", "-m", "", "--json", "all.json", behaviour="slow_case"
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((toy_project / "all.json").read_text())
+    assert {b["extra_info"]["bench"]["case"] for b in doc["benchmarks"]} == {"toy.square", "toy.heavy"}
+    assert doc["bench"]["selection"]["left_out"] == {}
+
+    proc = _bench(toy_project, "run", "-k", "heavy", "--json", "none.json", behaviour="slow_case")
+    assert proc.returncode == 2
+    assert "-m 'not slow'" in proc.stderr and "selected no benchmark items" in proc.stderr

@@ -51,8 +51,18 @@ from models.seqsetvae import (
 from models.seqsetvae.model import LossParts
 
 SPEC = CohortSpec(patients=6, min_sets=2, max_sets=5, max_events=8, vocab=32, embed_dim=24, seed=3)
-CFG = ModelConfig(input_dim=24, reduced_dim=16, latent_dim=16, levels=2, set_heads=2, inducing=4,
-                  seq_layers=1, seq_heads=2, ff_dim=32, beta_warmup_steps=10)
+CFG = ModelConfig(
+    input_dim=24,
+    reduced_dim=16,
+    latent_dim=16,
+    levels=2,
+    set_heads=2,
+    inducing=4,
+    seq_layers=1,
+    seq_heads=2,
+    ff_dim=32,
+    beta_warmup_steps=10,
+)
 TOL = {"rtol": 1e-4, "atol": 1e-5}
 
 
@@ -96,8 +106,9 @@ def test_dataset_embeds_and_z_scores_the_raw_parquet(root: Path, patients: list)
     variables = pq.read_table(root / "variables.parquet").to_pandas().set_index("variable")
     raw = pq.read_table(root / "patients" / "p000001.parquet").to_pandas()
     record = patients[1]
-    expected_val = (raw["value"].to_numpy() - variables.loc[raw["variable"], "mean"].to_numpy()) \
-        / variables.loc[raw["variable"], "std"].to_numpy()
+    expected_val = (
+        raw["value"].to_numpy() - variables.loc[raw["variable"], "mean"].to_numpy()
+    ) / variables.loc[raw["variable"], "std"].to_numpy()
     np.testing.assert_allclose(record.val.numpy(), expected_val, rtol=1e-5, atol=1e-5)
     expected_emb = np.stack(variables.loc[raw["variable"], "embedding"].to_list())
     np.testing.assert_array_equal(record.var.numpy(), expected_emb.astype(np.float32))
@@ -124,8 +135,8 @@ def test_cap_events_keeps_the_newest_whole_sets(patients: list) -> None:
     cap = record.n_events - 1
     capped = cap_events(record, cap)
     assert capped.n_events <= cap and capped.n_sets < record.n_sets
-    assert torch.equal(capped.minutes, record.minutes[-capped.n_sets:])
-    assert torch.equal(capped.var, record.var[-capped.n_events:])
+    assert torch.equal(capped.minutes, record.minutes[-capped.n_sets :])
+    assert torch.equal(capped.var, record.var[-capped.n_events :])
     # A cap below the last set's size still keeps that set.
     assert cap_events(record, 1).n_sets == 1
     assert cap_events(record, None) is record
@@ -188,8 +199,11 @@ def test_padded_train_step_has_the_reference_loss_and_gradients(patients: list) 
 def test_the_padded_loss_ignores_what_sits_in_the_padding(patients: list) -> None:
     trainer = build_trainer(CFG)
     batch = collate_padded(patients[:3])
-    noisy = replace(batch, var=torch.where(batch.event_mask.unsqueeze(-1), batch.var, 7.0),
-                    val=torch.where(batch.event_mask, batch.val, -3.0))
+    noisy = replace(
+        batch,
+        var=torch.where(batch.event_mask.unsqueeze(-1), batch.var, 7.0),
+        val=torch.where(batch.event_mask, batch.val, -3.0),
+    )
     with torch.no_grad():
         _assert_parts_close(loss_padded(trainer, noisy), loss_padded(trainer, batch))
 

@@ -26,9 +26,20 @@ def _cases() -> dict[str, object]:
 
 def test_every_claim_s1_to_s9_is_declared() -> None:
     cases = _cases()
-    assert set(cases) == {f"seqsetvae.{n}" for n in ("forward", "train_step", "precision", "compile",
-                                                      "dataloader", "grad_accumulation", "seq_cap", "monitor",
-                                                      "combined")}
+    assert set(cases) == {
+        f"seqsetvae.{n}"
+        for n in (
+            "forward",
+            "train_step",
+            "precision",
+            "compile",
+            "dataloader",
+            "grad_accumulation",
+            "seq_cap",
+            "monitor",
+            "combined",
+        )
+    }
     ids = [claim.id for case in cases.values() for claim in case.claims]  # type: ignore[attr-defined]
     assert len(ids) == len(set(ids))
     assert {f"S{i}" for i in range(1, 10)} <= {i.split(".")[0] for i in ids}
@@ -61,8 +72,10 @@ def test_quality_functions() -> None:
     var = StepOutput(torch.tensor(2.2), (torch.tensor([1.0, 1.0]),))
     q = suite.step_quality(ref, var)
     assert q["loss_rel_diff"] == pytest.approx(0.1) and q["grad_cosine"] == pytest.approx(2**-0.5)
-    cap = suite.cap_quality({"loss": torch.tensor(4.0), "events": torch.tensor(100.0)},
-                            {"loss": torch.tensor(3.0), "events": torch.tensor(40.0)})
+    cap = suite.cap_quality(
+        {"loss": torch.tensor(4.0), "events": torch.tensor(100.0)},
+        {"loss": torch.tensor(3.0), "events": torch.tensor(40.0)},
+    )
     assert cap == {"events_kept": pytest.approx(0.4), "loss_rel_diff": pytest.approx(0.25)}
 
 

@@ -90,3 +90,17 @@ register(
         time_limit_s=8.0,
     )
 )
+
+if "slow_case" in BEHAVIOUR:
+    register(
+        Case(
+            name="toy.heavy",
+            description="the same sum, marked slow",
+            setup=setup,
+            reference=square,
+            variants={"same": square_again},
+            grids={"quick": Grid(n=[8]), "full": Grid(n=[8])},
+            mode="forward_backward",
+            markers=("slow",),
+        )
+    )

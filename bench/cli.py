@@ -21,7 +21,7 @@ from bench.claims import ClaimResult, audit
 from bench.compare import Comparison, compare_runs
 from bench.device import DEVICE_CHOICES, plan_devices
 from bench.environment import machine_kind
-from bench.errors import BenchError, SelectionError
+from bench.errors import BenchError, ResultsError, SelectionError
 from bench.gate import gate, load_rules
 from bench.history import load_history
 from bench.profiling import profile_case
@@ -116,7 +116,13 @@ def _parser() -> argparse.ArgumentParser:
 
     p_gate = sub.add_parser("gate", help="compare a run with a baseline; exit 1 on a regression")
     p_gate.add_argument("current", type=Path, metavar="CURRENT.json")
-    p_gate.add_argument("--baseline", type=Path, required=True, metavar="BASELINE.json")
+    p_gate.add_argument(
+        "--baseline",
+        type=Path,
+        required=True,
+        metavar="BASELINE",
+        help="a results file, or a folder of saved baselines (the one for this machine kind and profile)",
+    )
     p_gate.add_argument("--rules", type=Path, metavar="FILE", help="TOML thresholds per case group")
     p_gate.add_argument("--json", type=Path, metavar="PATH", help="also write the verdicts as JSON")
     p_gate.add_argument(
@@ -310,10 +316,27 @@ def cmd_history(args: argparse.Namespace) -> int:
     return OK
 
 
+def baseline_for(current: Run, where: Path) -> Path:
+    """The baseline file: `where` itself, or in a folder of baselines the one for this machine kind."""
+    if not where.is_dir():
+        return where
+    name = f"{machine_kind(current.environment)}-{current.profile}.json"
+    chosen = where / name
+    if not chosen.exists():
+        present = ", ".join(sorted(p.name for p in where.glob("*.json"))) or "none"
+        raise ResultsError(
+            f"{where} has no baseline for this machine and profile ({name}; present: {present}). "
+            f"Save one with `bench baseline save RESULTS.json --dir {where}`, or name a file."
+        )
+    return chosen
+
+
 def cmd_gate(args: argparse.Namespace) -> int:
-    current, baseline = load_run(args.current), load_run(args.baseline)
+    current = load_run(args.current)
+    baseline_path = baseline_for(current, args.baseline)
+    baseline = load_run(baseline_path)
     result = gate(current, baseline, load_rules(args.rules))
-    text = render_gate(result, str(args.current), str(args.baseline))
+    text = render_gate(result, str(args.current), str(baseline_path))
     sys.stdout.write(text + "\n")
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:

@@ -146,3 +146,20 @@ def test_baseline_save_names_the_machine_kind(tmp_path: Path) -> None:
     assert main(["baseline", "save", str(run), "--dir", str(tmp_path / "baselines")]) == 0
     saved = list((tmp_path / "baselines").glob("*.json"))
     assert [p.name for p in saved] == ["cpu-2core-test-cpu-quick.json"]
+
+
+def test_gate_against_a_folder_of_baselines_picks_this_machine_kind(tmp_path: Path, capsys) -> None:
+    run = _write(tmp_path, "run.json", document_copy())
+    folder = tmp_path / "baselines"
+    assert main(["baseline", "save", str(run), "--dir", str(folder)]) == 0
+    slower = _write(tmp_path, "slower.json", _scale(document_copy(), "fast", 1.25))
+    assert main(["gate", str(slower), "--baseline", str(folder)]) == 1
+    assert "cpu-2core-test-cpu-quick.json" in capsys.readouterr().out
+
+    other = document_copy()
+    other["bench"]["environment"]["cpu_count"] = 64
+    elsewhere = _write(tmp_path, "elsewhere.json", other)
+    assert main(["gate", str(elsewhere), "--baseline", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "no baseline for this machine and profile (cpu-64core-test-cpu-quick.json" in err
+    assert "present: cpu-2core-test-cpu-quick.json" in err

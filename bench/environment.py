@@ -7,7 +7,7 @@ import platform
 import re
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,23 @@ def load_average() -> float | None:
         return float(os.getloadavg()[0])
     except (AttributeError, OSError):
         return None
+
+
+def others_load(load: Mapping[str, float | None], threads: int) -> float | None:
+    """Runnable work other than the run itself, from the load averages at its start and end.
+
+    At the start the run has not begun, so the load is all other work; at the end the run's own
+    threads (up to `threads` of them busy) are part of the 1-minute average and are taken out.
+    """
+    start, end = load.get("start"), load.get("end")
+    parts = [v for v in (start, None if end is None else end - threads) if v is not None]
+    return max(parts) if parts else None
+
+
+def is_busy(load: Mapping[str, float | None], threads: int, cores: int) -> bool:
+    """Whether other processes took a real share of the cores: more than half of them."""
+    others = others_load(load, threads)
+    return bool(cores) and others is not None and others > cores / 2
 
 
 def git_commit(cwd: Path | None = None) -> dict[str, Any] | None:

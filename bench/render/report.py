@@ -8,6 +8,7 @@ from typing import Any
 
 from bench.claims import VERDICTS, ClaimResult
 from bench.compare import Comparison
+from bench.environment import is_busy
 from bench.render import format as fmt
 from bench.render.markdown import claims_table, comparison_tables, escape, table
 from bench.results import Run
@@ -41,15 +42,17 @@ def _environment(run: Run) -> list[str]:
             f"{peak['copy_gbs']:.1f} GB/s copy (read + write)"
         )
     load = env.get("load_average") or {}
-    busiest = max((v for v in load.values() if v is not None), default=None)
-    if busiest is not None:
+    if any(v is not None for v in load.values()):
         start, end = (fmt.number(load.get(k)) for k in ("start", "end"))
-        line = f"- **Load average** (1 min): {start} at the start, {end} at the end"
-        cores = env.get("cpu_count") or 0
-        if cores and busiest > cores:
+        line = (
+            f"- **Load average** (1 min): {start} at the start, {end} at the end "
+            "(this run's own threads included)"
+        )
+        cores = int(env.get("cpu_count") or 0)
+        if is_busy(load, int(env.get("threads") or 1), cores):
             line += (
-                f" — **busy machine**: more runnable work than its {cores} cores; other processes "
-                "competed for the CPU, so absolute times are inflated and noisy (ratios less so)"
+                f" — **busy machine**: other processes kept more than half of its {cores} cores busy, "
+                "so absolute times are inflated and noisy (ratios less so)"
             )
         lines.append(line)
     selection = run.info.get("selection") or {}

@@ -70,3 +70,15 @@ def test_bytes_and_counts() -> None:
     assert fmt.nbytes(512) == "512 B"
     assert fmt.count(3_800_000) == "3.8 M"
     assert fmt.ratio(2.0, (1.5, 2.5)) == "2× [1.5, 2.5]"
+
+
+def test_busy_machine_is_other_work_not_the_run_itself() -> None:
+    from bench.environment import is_busy, others_load
+
+    # Idle before, and at the end only the run's own two threads: not busy.
+    assert others_load({"start": 0.7, "end": 2.06}, threads=2) == 0.7
+    assert not is_busy({"start": 0.7, "end": 2.06}, threads=2, cores=2)
+    # Others already busy at the start, or more load at the end than the run's threads explain.
+    assert is_busy({"start": 4.6, "end": 4.9}, threads=2, cores=2)
+    assert is_busy({"start": 0.2, "end": 3.5}, threads=2, cores=2)
+    assert not is_busy({"start": None, "end": None}, threads=2, cores=2)

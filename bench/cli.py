@@ -32,7 +32,7 @@ from bench.render.gate import render_gate
 from bench.render.history import render_history
 from bench.render.plots import report_figures
 from bench.render.report import render_report
-from bench.results import Run, load_run, load_runs
+from bench.results import Run, load_runs, pool_runs
 from bench.runner import Outcome, marker_expression, pytest_args, run_pytest
 
 OK, FAILURES, UNUSABLE, INTERRUPTED = 0, 1, 2, 130
@@ -115,7 +115,13 @@ def _parser() -> argparse.ArgumentParser:
     p_hist.add_argument("-o", "--output", type=Path, help="default: RESULTS_DIR/history.md")
 
     p_gate = sub.add_parser("gate", help="compare a run with a baseline; exit 1 on a regression")
-    p_gate.add_argument("current", type=Path, metavar="CURRENT.json")
+    p_gate.add_argument(
+        "current",
+        type=Path,
+        nargs="+",
+        metavar="CURRENT.json",
+        help="one run, or several runs of the same selection (each run's speedup then counts once)",
+    )
     p_gate.add_argument(
         "--baseline",
         type=Path,
@@ -134,7 +140,13 @@ def _parser() -> argparse.ArgumentParser:
     p_base = sub.add_parser("baseline", help="manage committed baselines")
     base_sub = p_base.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
     p_save = base_sub.add_parser("save", help="store a run as the baseline of its machine kind")
-    p_save.add_argument("results", type=Path, metavar="RESULTS.json")
+    p_save.add_argument(
+        "results",
+        type=Path,
+        nargs="+",
+        metavar="RESULTS.json",
+        help="one run, or several of the same selection",
+    )
     p_save.add_argument(
         "--dir", type=Path, default=Path("reports/baselines"), help="default: reports/baselines"
     )
@@ -316,27 +328,35 @@ def cmd_history(args: argparse.Namespace) -> int:
     return OK
 
 
-def baseline_for(current: Run, where: Path) -> Path:
-    """The baseline file: `where` itself, or in a folder of baselines the one for this machine kind."""
+def baseline_for(current: Run, where: Path) -> list[Path]:
+    """The baseline runs: `where` itself, or from a folder of baselines the ones for this machine kind.
+
+    A saved baseline is `<kind>-<profile>.json` (one run) or a folder `<kind>-<profile>/` (several).
+    """
     if not where.is_dir():
-        return where
-    name = f"{machine_kind(current.environment)}-{current.profile}.json"
-    chosen = where / name
-    if not chosen.exists():
-        present = ", ".join(sorted(p.name for p in where.glob("*.json"))) or "none"
-        raise ResultsError(
-            f"{where} has no baseline for this machine and profile ({name}; present: {present}). "
-            f"Save one with `bench baseline save RESULTS.json --dir {where}`, or name a file."
-        )
-    return chosen
+        return [where]
+    name = f"{machine_kind(current.environment)}-{current.profile}"
+    if (where / name).is_dir():
+        runs = sorted((where / name).glob("*.json"))
+        if runs:
+            return runs
+    if (where / f"{name}.json").exists():
+        return [where / f"{name}.json"]
+    present = (
+        ", ".join(sorted(p.name for p in where.iterdir() if p.suffix == ".json" or p.is_dir())) or "none"
+    )
+    raise ResultsError(
+        f"{where} has no baseline for this machine and profile ({name}.json or {name}/; present: "
+        f"{present}). Save one with `bench baseline save RESULTS.json --dir {where}`, or name a file."
+    )
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    current = load_run(args.current)
-    baseline_path = baseline_for(current, args.baseline)
-    baseline = load_run(baseline_path)
+    currents = load_runs(args.current)
+    baseline_paths = baseline_for(currents[0], args.baseline)
+    current, baseline = pool_runs(currents), pool_runs(load_runs(baseline_paths))
     result = gate(current, baseline, load_rules(args.rules))
-    text = render_gate(result, str(args.current), str(baseline_path))
+    text = render_gate(result, _describe(args.current), _describe(baseline_paths))
     sys.stdout.write(text + "\n")
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
@@ -348,13 +368,27 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return result.exit_code(args.fail_on_improvement)
 
 
+def _describe(paths: Sequence[Path]) -> str:
+    return str(paths[0]) if len(paths) == 1 else f"{len(paths)} runs ({paths[0]}, ...)"
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
-    run = load_run(args.results)
-    name = args.name or f"{machine_kind(run.environment)}-{run.profile}"
-    target = args.dir / f"{name}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(args.results, target)
-    _console(stderr=True).print(f"baseline: {target}")
+    runs = load_runs(args.results)
+    name = args.name or f"{machine_kind(runs[0].environment)}-{runs[0].profile}"
+    single, folder = args.dir / f"{name}.json", args.dir / name
+    # One form per name: a new baseline replaces the old one, whichever form that had.
+    single.unlink(missing_ok=True)
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    if len(args.results) == 1:
+        targets = [single]
+    else:
+        targets = [folder / f"run-{i:02d}.json" for i in range(1, len(args.results) + 1)]
+    for source, target in zip(args.results, targets, strict=True):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    where = single if len(targets) == 1 else f"{folder}/ ({len(targets)} runs)"
+    _console(stderr=True).print(f"baseline: {where}")
     return OK
 
 

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench.compare import peak_bytes
 from bench.errors import ResultsError, RulesError
 from bench.results import Record, Run
-from bench.stats import slower_p_value, speedup_change_interval
+from bench.stats import paired_change_interval, slower_p_value, speedup_change_interval
 
 REGRESSION, IMPROVEMENT, UNCHANGED, NOT_COMPARABLE = (
     "regression",
@@ -192,12 +194,27 @@ def _ratio_finding(
             *base, rule="ratio", status=NOT_COMPARABLE, detail="the reference was not timed in both runs"
         )
     assert ref_now.median_s and ref_before.median_s and var_now.median_s and var_before.median_s
-    s_now = ref_now.median_s / var_now.median_s
-    s_before = ref_before.median_s / var_before.median_s
+    if len(var_now.run_speedups) >= 3 and len(var_before.run_speedups) >= 3:
+        # Several runs on each side: each run's speedup is one observation, since the process is
+        # what varies most on a shared machine.
+        s_now = float(np.median(var_now.run_speedups))
+        s_before = float(np.median(var_before.run_speedups))
+        interval = paired_change_interval(var_now.run_speedups, var_before.run_speedups)
+        basis = f"{len(var_now.run_speedups)} runs against {len(var_before.run_speedups)}"
+    elif var_now.paired_ratios and var_before.paired_ratios:
+        # Rounds that alternated with the reference: the machine's drift cancels within each pair.
+        s_now = float(np.median(var_now.paired_ratios))
+        s_before = float(np.median(var_before.paired_ratios))
+        interval = paired_change_interval(var_now.paired_ratios, var_before.paired_ratios)
+        basis = "paired rounds"
+    else:
+        s_now = ref_now.median_s / var_now.median_s
+        s_before = ref_before.median_s / var_before.median_s
+        interval = speedup_change_interval(
+            ref_now.rounds_s, var_now.rounds_s, ref_before.rounds_s, var_before.rounds_s
+        )
+        basis = "separate timings"
     change = s_now / s_before - 1
-    interval = speedup_change_interval(
-        ref_now.rounds_s, var_now.rounds_s, ref_before.rounds_s, var_before.rounds_s
-    )
     low, high = interval or (change + 1, change + 1)
     # A verdict needs both a change beyond the threshold and an interval that excludes "no change".
     if change < -rules.ratio_threshold and high < 1:
@@ -214,7 +231,7 @@ def _ratio_finding(
         now=s_now,
         change=change,
         interval=(low - 1, high - 1),
-        detail=f"speedup may fall by {rules.ratio_threshold:.0%}",
+        detail=f"speedup may fall by {rules.ratio_threshold:.0%} ({basis})",
     )
 
 

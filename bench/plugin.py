@@ -25,6 +25,7 @@ from bench.correctness import judge
 from bench.device import DEVICE_CHOICES, DevicePlan, plan_devices, preserved_knobs, time_limit
 from bench.environment import describe, load_average
 from bench.errors import BenchError, CaseTimeout, MismatchError, SelectionError
+from bench.paired import paired_speedup
 from bench.probes import count_flops, cpu_peak, cuda_peak, sample_gpu
 from bench.profiling import record_trace, safe_name, trace_dir
 from bench.registry import REGISTRY
@@ -99,6 +100,11 @@ class BenchSession:
         self.device_choice: str = config.getoption("bench_device")
         self.time_limit_s: float | None = config.getoption("bench_time_limit")
         self.probes: bool = not config.getoption("bench_no_probes")
+        paired = config.getoption("bench_paired_budget")
+        # Paired rounds get as long as pytest-benchmark's rounds of one item, unless told otherwise.
+        self.paired_budget_s: float = float(
+            config.getoption("benchmark_max_time") if paired is None else paired
+        )
         threads = config.getoption("bench_threads")
         if threads is not None:
             if threads < 1:
@@ -258,6 +264,8 @@ class BenchSession:
         timed, context = caller.timed()
         with context:
             benchmark(timed)
+            if spec.variant != REFERENCE and self.paired_budget_s > 0:
+                self._pair(spec, base.inputs, timed, record)
         if self.traces is not None:
             # After timing, so the profiler's overhead never touches the timed rounds.
             directory = trace_dir(self.traces, case.name, spec.variant)
@@ -266,6 +274,14 @@ class BenchSession:
                     caller, directory, worker=safe_name(f"{point_id(spec.params)}-{spec.device}")
                 ).directory
             )
+
+    def _pair(self, spec: ItemSpec, inputs: Mapping[str, Any], timed: Any, record: dict[str, Any]) -> None:
+        """Reference and variant in alternating batches (bench.paired), inside the timing context."""
+        reference, _ = self._caller(spec, spec.case.reference, inputs).timed()
+        paired = paired_speedup(
+            reference, timed, self.paired_budget_s, cap_s=max(PAIRED_CAP_S, 4 * self.paired_budget_s)
+        )
+        record["paired"] = paired.as_dict() if paired is not None else None
 
     def _probe(
         self, spec: ItemSpec, caller: Caller, inputs: Mapping[str, Any], output: Any, record: dict[str, Any]
@@ -428,6 +444,9 @@ def _left_out_by_markers(config: pytest.Config, item: pytest.Item) -> bool:
     return not Expression.compile(markexpr).evaluate(has)
 
 
+# Paired rounds are skipped where their minimum number would take longer than this (or 4 budgets).
+PAIRED_CAP_S = 5.0
+
 _KEY = pytest.StashKey[BenchSession]()
 
 
@@ -504,6 +523,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--bench-no-probes", action="store_true", default=False, help="skip the memory/FLOP/GPU probe pass"
+    )
+    group.addoption(
+        "--bench-paired-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds of reference/variant paired rounds per variant after its timing (the gate's "
+        "ratio rule uses them); default: --benchmark-max-time; 0 turns them off",
     )
     parser.addini("bench_suites", "folders whose modules declare benchmark cases", type="paths", default=[])
 

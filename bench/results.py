@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,10 @@ class Record:
     extra: Mapping[str, float] = field(default_factory=dict)
     error: Mapping[str, str] | None = None
     rounds_s: tuple[float, ...] = ()
+    # Per-pair speedups from rounds alternating with the reference (bench.paired); () when none.
+    paired_ratios: tuple[float, ...] = ()
+    # Pooled records only (pool_runs): the variant's speedup in each run, one value per run.
+    run_speedups: tuple[float, ...] = ()
     median_s: float | None = None
     iqr_s: float | None = None
     mean_s: float | None = None
@@ -109,6 +114,7 @@ def _record(bench: Mapping[str, Any], stats: Mapping[str, Any] | None, source: s
         extra=dict(bench.get("extra") or {}),
         error=bench.get("error"),
         rounds_s=tuple(float(x) for x in data),
+        paired_ratios=tuple(float(x) for x in ((bench.get("paired") or {}).get("ratios") or ())),
         median_s=(stats or {}).get("median"),
         iqr_s=(stats or {}).get("iqr"),
         mean_s=(stats or {}).get("mean"),
@@ -155,6 +161,66 @@ def load_run(path: str | Path) -> Run:
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ResultsError(f"{path} has a malformed benchmark record ({type(exc).__name__}: {exc})") from None
     return Run(str(path), str(doc.get("datetime", "")), info, tuple(records), tuple(failures), foreign)
+
+
+def run_speedup(variant: Record, reference: Record) -> float | None:
+    """A variant's speedup within one run: from its paired rounds when it has them."""
+    if variant.paired_ratios:
+        return float(statistics.median(variant.paired_ratios))
+    if variant.median_s and reference.median_s:
+        return reference.median_s / variant.median_s
+    return None
+
+
+def pool_runs(runs: Sequence[Run]) -> Run:
+    """Several runs of the same selection as one: rounds and paired ratios pooled, per-run speedups kept.
+
+    On a shared machine the run (process) is the unit that varies most: the same speedup moves by
+    10-20 % from one process to the next. Pooled records keep each run's speedup, so the gate can
+    compare runs with runs instead of rounds with rounds.
+    """
+    if not runs:
+        raise ResultsError("no results files given")
+    if len(runs) == 1:
+        return runs[0]
+    timed: dict[tuple[str, str, str, str], list[Record]] = {}
+    speedups: dict[tuple[str, str, str, str], list[float]] = {}
+    failures: dict[tuple[str, str, str, str], Record] = {}
+    for run in runs:
+        refs = {(r.case, r.point, r.device): r for r in run.records if r.variant == "reference"}
+        for rec in run.records:
+            key = (rec.case, rec.point, rec.device, rec.variant)
+            timed.setdefault(key, []).append(rec)
+            ref = refs.get((rec.case, rec.point, rec.device))
+            value = run_speedup(rec, ref) if ref is not None and rec.variant != "reference" else None
+            if value is not None:
+                speedups.setdefault(key, []).append(value)
+        for rec in run.failures:
+            failures.setdefault((rec.case, rec.point, rec.device, rec.variant), rec)
+    records = []
+    for key, recs in timed.items():
+        if key in failures:
+            continue  # failed in some run: the pooled run reports the failure
+        rounds = tuple(x for r in recs for x in r.rounds_s)
+        records.append(
+            replace(
+                recs[0],
+                rounds_s=rounds,
+                paired_ratios=tuple(x for r in recs for x in r.paired_ratios),
+                run_speedups=tuple(speedups.get(key, ())),
+                median_s=float(statistics.median(rounds)) if rounds else recs[0].median_s,
+                source=f"{len(recs)} runs",
+            )
+        )
+    first = runs[0]
+    return Run(
+        path=f"{first.path} and {len(runs) - 1} more",
+        datetime=first.datetime,
+        info=first.info,
+        records=tuple(records),
+        failures=tuple(failures.values()),
+        foreign=sum(r.foreign for r in runs),
+    )
 
 
 def load_runs(paths: Iterable[str | Path]) -> list[Run]:

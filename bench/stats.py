@@ -90,6 +90,17 @@ def speedup_change_interval(
     )
 
 
+def paired_change_interval(
+    ratios_now: Sequence[float],
+    ratios_before: Sequence[float],
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Percentile-bootstrap interval of median(paired speedups now) / median(... before)."""
+    return _bootstrap((ratios_now, ratios_before), _median_ratio, confidence, n_resamples, seed)
+
+
 def slower_p_value(now: Sequence[float], before: Sequence[float]) -> float:
     """One-sided Mann-Whitney U p-value that rounds now are slower (larger) than before.
 

@@ -62,10 +62,37 @@ def child(args: argparse.Namespace) -> int:
             device="cpu",
             select=args.select,
             json_path=args.json,
-            extra=[f"suites/{family}.py"],
+            extra=[f"suites/{family}.py", *([f"--bench-threads={args.threads}"] if args.threads else [])],
         )
     )
     return int(code)
+
+
+def _label(name: str) -> str:
+    stem = name.rsplit("-", 1)[0]
+    return "A/A" if stem == "AA" else f"+{stem.removeprefix('slow')}%"
+
+
+def reanalyse(args: argparse.Namespace) -> int:
+    """Gate the kept runs of an earlier experiment again, e.g. under other thresholds."""
+    from bench.gate import REGRESSION, gate, load_rules
+    from bench.results import load_run
+
+    rules = load_rules(args.rules)
+    baseline = load_run(args.reanalyse / "baseline.json")
+    counts: dict[str, list[int]] = {}
+    for path in sorted(args.reanalyse.glob("*-[0-9][0-9].json")):
+        regressions = gate(load_run(path), baseline, rules).with_status(REGRESSION)
+        tally = counts.setdefault(_label(path.stem), [0, 0, 0])
+        tally[0] += 1
+        tally[1] += bool(regressions)
+        tally[2] += any(f.case == args.case and f.variant == args.variant for f in regressions)
+    for label, (runs, flagged, caught) in counts.items():
+        print(
+            f"{label:6} {runs:2} runs: {flagged:2} with any regression, "
+            f"{caught:2} catching {args.case}/{args.variant}"
+        )
+    return 0
 
 
 def main() -> int:
@@ -75,16 +102,30 @@ def main() -> int:
     parser.add_argument("--variant", default="whitened")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--slowdowns", type=float, nargs="*", default=[0.10, 0.25])
+    parser.add_argument(
+        "--threads", type=int, help="torch intra-op threads in every run (bench run --threads)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="keep the JSON files here")
+    parser.add_argument("--rules", type=Path, help="TOML rules file for the gate (default: its defaults)")
+    parser.add_argument(
+        "--reanalyse",
+        type=Path,
+        metavar="DIR",
+        help="no new runs: gate the JSON files an earlier experiment kept in DIR (with --rules)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--plant", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
+    if args.reanalyse:
+        return reanalyse(args)
 
-    from bench.gate import REGRESSION, gate
+    from bench.gate import REGRESSION, gate, load_rules
     from bench.results import load_run
+
+    rules = load_rules(args.rules)
 
     out = args.out or Path(tempfile.mkdtemp(prefix="gate-experiment-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -105,6 +146,7 @@ def main() -> int:
             str(plant),
             "--json",
             str(path),
+            *(["--threads", str(args.threads)] if args.threads else []),
         ]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         return path
@@ -123,7 +165,7 @@ def main() -> int:
                 run(f"{label.replace('/', '').replace('+', 'slow').replace('%', '')}-{i:02d}", plant)
             )
             t0 = time.perf_counter()
-            result = gate(current, baseline)
+            result = gate(current, baseline, rules)
             gate_seconds.append(time.perf_counter() - t0)
             regressions = result.with_status(REGRESSION)
             flagged += bool(regressions)

@@ -160,6 +160,69 @@ def test_gate_against_a_folder_of_baselines_picks_this_machine_kind(tmp_path: Pa
     other["bench"]["environment"]["cpu_count"] = 64
     elsewhere = _write(tmp_path, "elsewhere.json", other)
     assert main(["gate", str(elsewhere), "--baseline", str(folder)]) == 2
-    err = capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())  # the console wraps long lines
     assert "no baseline for this machine and profile (cpu-64core-test-cpu-quick.json" in err
     assert "present: cpu-2core-test-cpu-quick.json" in err
+
+
+def _with_pairs(doc: dict, variant: str, speedup: float) -> dict:
+    for entry in doc["benchmarks"]:
+        if entry["extra_info"]["bench"]["variant"] == variant:
+            ratios = [speedup * (1 + 0.01 * ((i % 5) - 2)) for i in range(15)]
+            entry["extra_info"]["bench"]["paired"] = {"speedup": speedup, "ratios": ratios}
+    return doc
+
+
+def test_ratio_rule_uses_paired_rounds_when_both_runs_have_them(tmp_path: Path) -> None:
+    # Separately timed, the variant looks 25 % slower; its paired rounds say the speedup held.
+    base = load_run(_write(tmp_path, "base.json", _with_pairs(document_copy(), "fast", 4.0)))
+    now_doc = _with_pairs(_scale(document_copy(), "fast", 1.25), "fast", 4.0)
+    result = gate(load_run(_write(tmp_path, "now.json", now_doc)), base)
+    ratio = _find(result, "fast", "ratio")
+    assert ratio.status == UNCHANGED and ratio.change == pytest.approx(0.0)
+    assert "paired rounds" in ratio.detail
+
+    # Paired rounds that lost 20 % of the speedup are a regression.
+    slower = _with_pairs(document_copy(), "fast", 3.2)
+    result = gate(load_run(_write(tmp_path, "slower.json", slower)), base)
+    ratio = _find(result, "fast", "ratio")
+    assert ratio.status == REGRESSION and ratio.change == pytest.approx(-0.2)
+    assert ratio.interval[1] < 0
+
+    # Only one run paired: the separate timings decide.
+    result = gate(load_run(_write(tmp_path, "plain.json", _scale(document_copy(), "fast", 1.25))), base)
+    ratio = _find(result, "fast", "ratio")
+    assert ratio.status == REGRESSION and "separate timings" in ratio.detail
+
+
+def test_several_runs_each_side_compare_run_speedups(tmp_path: Path, capsys) -> None:
+    from bench.results import pool_runs
+
+    def runs(prefix: str, speedups: list[float]) -> list[Path]:
+        return [
+            _write(tmp_path, f"{prefix}{i}.json", _with_pairs(document_copy(), "fast", s))
+            for i, s in enumerate(speedups)
+        ]
+
+    base = runs("base", [4.0, 4.4, 3.6, 4.2, 3.8])
+    folder = tmp_path / "baselines"
+    assert main(["baseline", "save", *map(str, base), "--dir", str(folder)]) == 0
+    assert sorted(p.name for p in (folder / "cpu-2core-test-cpu-quick").iterdir()) == [
+        f"run-0{i}.json" for i in range(1, 6)
+    ]
+    pooled = pool_runs([load_run(p) for p in base])
+    fast = next(r for r in pooled.records if r.variant == "fast")
+    assert sorted(fast.run_speedups) == pytest.approx([3.6, 3.8, 4.0, 4.2, 4.4])
+    assert len(fast.rounds_s) == 5 * len(load_run(base[0]).records[0].rounds_s)
+
+    # The same spread of run speedups: unchanged. The whole spread 25 % lower: a regression.
+    same = runs("same", [3.9, 4.3, 3.7, 4.1, 4.0])
+    assert main(["gate", *map(str, same), "--baseline", str(folder)]) == 0
+    slower = runs("slow", [3.0, 3.3, 2.7, 3.15, 2.85])
+    assert main(["gate", *map(str, slower), "--baseline", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert "5 runs against 5" in out
+
+    # Saving a single run replaces the folder.
+    assert main(["baseline", "save", str(base[0]), "--dir", str(folder)]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["cpu-2core-test-cpu-quick.json"]

@@ -37,7 +37,9 @@ class Rules:
     count_tolerance: float = 0.0  # FLOPs and parameter counts: relative change allowed
     memory_tolerance: float = 0.05  # CUDA peak allocated bytes (same device): relative change allowed
     ratio: bool = True
-    absolute: bool = True
+    # Off unless asked for: on a shared machine a median moves 10-30 % between processes (measured
+    # with tools/gate_experiment.py), so absolute rules belong to dedicated runners.
+    absolute: bool = False
     counts: bool = True
     correctness: bool = True
 

@@ -74,22 +74,32 @@ def _label(name: str) -> str:
 
 
 def reanalyse(args: argparse.Namespace) -> int:
-    """Gate the kept runs of an earlier experiment again, e.g. under other thresholds."""
+    """Gate the kept runs of an earlier experiment again, e.g. under other thresholds.
+
+    With `--group K`, runs are gated K at a time (pooled, as `bench gate a.json b.json ...` does)
+    against a baseline of K runs: the experiment's baseline and its first K - 1 A/A runs. Groups
+    are disjoint, so 20 runs per condition give 20 // K trials (fewer A/A ones).
+    """
     from bench.gate import REGRESSION, gate, load_rules
-    from bench.results import load_run
+    from bench.results import load_run, pool_runs
 
     rules = load_rules(args.rules)
-    baseline = load_run(args.reanalyse / "baseline.json")
-    counts: dict[str, list[int]] = {}
+    k = args.group
+    by_label: dict[str, list[Any]] = {}
     for path in sorted(args.reanalyse.glob("*-[0-9][0-9].json")):
-        regressions = gate(load_run(path), baseline, rules).with_status(REGRESSION)
-        tally = counts.setdefault(_label(path.stem), [0, 0, 0])
-        tally[0] += 1
-        tally[1] += bool(regressions)
-        tally[2] += any(f.case == args.case and f.variant == args.variant for f in regressions)
-    for label, (runs, flagged, caught) in counts.items():
+        by_label.setdefault(_label(path.stem), []).append(load_run(path))
+    aa = by_label.get("A/A", [])
+    baseline = pool_runs([load_run(args.reanalyse / "baseline.json"), *aa[: k - 1]])
+    by_label["A/A"] = aa[k - 1 :]
+    for label, runs in by_label.items():
+        groups = [runs[i : i + k] for i in range(0, len(runs) - k + 1, k)]
+        flagged = caught = 0
+        for group in groups:
+            regressions = gate(pool_runs(group), baseline, rules).with_status(REGRESSION)
+            flagged += bool(regressions)
+            caught += any(f.case == args.case and f.variant == args.variant for f in regressions)
         print(
-            f"{label:6} {runs:2} runs: {flagged:2} with any regression, "
+            f"{label:6} {len(groups):2} trials of {k} run(s): {flagged:2} with any regression, "
             f"{caught:2} catching {args.case}/{args.variant}"
         )
     return 0
@@ -113,6 +123,7 @@ def main() -> int:
         metavar="DIR",
         help="no new runs: gate the JSON files an earlier experiment kept in DIR (with --rules)",
     )
+    parser.add_argument("--group", type=int, default=1, help="with --reanalyse: runs per gate (pooled)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--plant", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)

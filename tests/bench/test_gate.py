@@ -9,7 +9,7 @@ import pytest
 
 from bench.cli import main
 from bench.errors import ResultsError, RulesError
-from bench.gate import IMPROVEMENT, NOT_COMPARABLE, REGRESSION, UNCHANGED, gate, load_rules
+from bench.gate import IMPROVEMENT, NOT_COMPARABLE, REGRESSION, UNCHANGED, Rules, RuleSet, gate, load_rules
 from bench.results import load_run
 from tests.bench.sample_run import document_copy
 
@@ -45,7 +45,8 @@ def test_unchanged_run_passes(tmp_path: Path) -> None:
 def test_slower_variant_is_a_ratio_and_absolute_regression(tmp_path: Path) -> None:
     base = load_run(_write(tmp_path, "base.json", document_copy()))
     now = load_run(_write(tmp_path, "now.json", _scale(document_copy(), "fast", 1.25)))
-    result = gate(now, base)
+    assert not [f for f in gate(now, base).findings if f.rule == "absolute"]  # off by default
+    result = gate(now, base, RuleSet(defaults=Rules(absolute=True)))
     ratio = _find(result, "fast", "ratio")
     assert ratio.status == REGRESSION
     assert ratio.change == pytest.approx(1 / 1.25 - 1)
@@ -69,7 +70,7 @@ def test_a_machine_twice_as_fast_changes_no_ratio(tmp_path: Path) -> None:
         _scale(doc, variant, 0.5)
     doc["bench"]["environment"]["cpu_model"] = "Faster CPU"
     base = load_run(_write(tmp_path, "base.json", document_copy()))
-    result = gate(load_run(_write(tmp_path, "now.json", doc)), base)
+    result = gate(load_run(_write(tmp_path, "now.json", doc)), base, RuleSet(defaults=Rules(absolute=True)))
     assert not result.same_machine and "cpu_model" in result.machine_note
     assert _find(result, "fast", "ratio").status == UNCHANGED
     assert _find(result, "fast", "absolute").status == NOT_COMPARABLE
@@ -103,7 +104,7 @@ def test_nothing_in_common_is_unusable(tmp_path: Path) -> None:
 def test_rules_file_groups_and_errors(tmp_path: Path) -> None:
     rules_path = tmp_path / "rules.toml"
     rules_path.write_text(
-        '[defaults]\nratio_threshold = 0.5\n\n[[group]]\ncases = "toy.*"\nabsolute = false\n'
+        '[defaults]\nratio_threshold = 0.5\nabsolute = true\n\n[[group]]\ncases = "toy.*"\nabsolute = false\n'
     )
     rules = load_rules(rules_path)
     assert rules.for_case("toy.square").ratio_threshold == 0.5
@@ -136,7 +137,7 @@ def test_gate_command(tmp_path: Path, monkeypatch, capsys) -> None:
     assert "Benchmark gate: **FAIL**" in out and "### Regressions" in out
     assert "Benchmark gate" in summary.read_text()
     verdicts = json.loads((tmp_path / "gate.json").read_text())
-    assert verdicts["counts"]["regression"] >= 2
+    assert verdicts["counts"]["regression"] >= 1
     assert main(["gate", str(base), "--baseline", str(base)]) == 0
     assert main(["gate", str(tmp_path / "missing.json"), "--baseline", str(base)]) == 2
 

@@ -20,7 +20,7 @@ from typing import Any
 
 # Each side's batch lasts at least this long (and as long as one call of the slower side).
 BATCH_S = 0.005
-MIN_PAIRS = 7
+MIN_PAIRS = 5
 MAX_PAIRS = 200
 
 

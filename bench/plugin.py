@@ -445,7 +445,7 @@ def _left_out_by_markers(config: pytest.Config, item: pytest.Item) -> bool:
 
 
 # Paired rounds are skipped where their minimum number would take longer than this (or 4 budgets).
-PAIRED_CAP_S = 2.0
+PAIRED_CAP_S = 1.5
 
 _KEY = pytest.StashKey[BenchSession]()
 

@@ -328,6 +328,11 @@ def cmd_history(args: argparse.Namespace) -> int:
     return OK
 
 
+def baseline_name(run: Run) -> str:
+    """The name a saved baseline has, and the one the gate looks for: machine kind and profile."""
+    return f"{machine_kind(run.environment)}-{run.profile}"
+
+
 def baseline_for(current: Run, where: Path) -> list[Path]:
     """The baseline runs: `where` itself, or from a folder of baselines the ones for this machine kind.
 
@@ -335,7 +340,7 @@ def baseline_for(current: Run, where: Path) -> list[Path]:
     """
     if not where.is_dir():
         return [where]
-    name = f"{machine_kind(current.environment)}-{current.profile}"
+    name = baseline_name(current)
     if (where / name).is_dir():
         runs = sorted((where / name).glob("*.json"))
         if runs:
@@ -374,7 +379,7 @@ def _describe(paths: Sequence[Path]) -> str:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     runs = load_runs(args.results)
-    name = args.name or f"{machine_kind(runs[0].environment)}-{runs[0].profile}"
+    name = args.name or baseline_name(runs[0])
     single, folder = args.dir / f"{name}.json", args.dir / name
     # One form per name: a new baseline replaces the old one, whichever form that had.
     single.unlink(missing_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -151,12 +151,8 @@ def machine_difference(current: Run, baseline: Run) -> str:
     return "; ".join(diffs)
 
 
-def _key(rec: Record) -> tuple[str, str, str, str]:
-    return rec.case, rec.point, rec.device, rec.variant
-
-
 def _index(records: Iterable[Record]) -> dict[tuple[str, str, str, str], Record]:
-    return {_key(r): r for r in records}
+    return {r.key: r for r in records}
 
 
 def _passed(rec: Record | None) -> bool:
@@ -196,19 +192,19 @@ def _ratio_finding(
             *base, rule="ratio", status=NOT_COMPARABLE, detail="the reference was not timed in both runs"
         )
     assert ref_now.median_s and ref_before.median_s and var_now.median_s and var_before.median_s
+    samples: tuple[Sequence[float], Sequence[float]] | None = None
     if len(var_now.run_speedups) >= 3 and len(var_before.run_speedups) >= 3:
         # Several runs on each side: each run's speedup is one observation, since the process is
         # what varies most on a shared machine.
-        s_now = float(np.median(var_now.run_speedups))
-        s_before = float(np.median(var_before.run_speedups))
-        interval = paired_change_interval(var_now.run_speedups, var_before.run_speedups)
+        samples = var_now.run_speedups, var_before.run_speedups
         basis = f"{len(var_now.run_speedups)} runs against {len(var_before.run_speedups)}"
     elif var_now.paired_ratios and var_before.paired_ratios:
         # Rounds that alternated with the reference: the machine's drift cancels within each pair.
-        s_now = float(np.median(var_now.paired_ratios))
-        s_before = float(np.median(var_before.paired_ratios))
-        interval = paired_change_interval(var_now.paired_ratios, var_before.paired_ratios)
+        samples = var_now.paired_ratios, var_before.paired_ratios
         basis = "paired rounds"
+    if samples is not None:
+        s_now, s_before = (float(np.median(values)) for values in samples)
+        interval = paired_change_interval(*samples)
     else:
         s_now = ref_now.median_s / var_now.median_s
         s_before = ref_before.median_s / var_before.median_s

@@ -83,9 +83,7 @@ def _series(runs: Sequence[Run]) -> list[Series]:
                 continue
             ref = refs.get((rec.case, rec.point, rec.device))
             speedup = ref.median_s / rec.median_s if ref and ref.median_s else None
-            by_key.setdefault((rec.case, rec.point, rec.device, rec.variant), []).append(
-                (index, rec, speedup)
-            )
+            by_key.setdefault(rec.key, []).append((index, rec, speedup))
     series = []
     for key, entries in by_key.items():
         points = []

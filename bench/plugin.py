@@ -6,7 +6,7 @@ import importlib
 import json
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -336,9 +336,10 @@ class BenchSession:
             if case is not None:
                 self.cases.setdefault(case.name, case)
         self.left_out = {}
+        left_out_by_markers = _marker_filter(self.config)
         for item in self.deselected:
             case = self.item_cases.get(item.nodeid)
-            if case is not None and case.name not in self.cases and _left_out_by_markers(self.config, item):
+            if case is not None and case.name not in self.cases and left_out_by_markers(item):
                 self.left_out[case.name] = sorted(case.markers)
 
     def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
@@ -429,19 +430,25 @@ class BenchSession:
         }
 
 
-def _left_out_by_markers(config: pytest.Config, item: pytest.Item) -> bool:
-    """Whether -k would keep this item and -m alone deselects it."""
+def _marker_filter(config: pytest.Config) -> Callable[[pytest.Item], bool]:
+    """A test of whether -k would keep an item and -m alone deselects it (expressions compiled once)."""
     keyword, markexpr = config.getoption("keyword"), config.getoption("markexpr")
-    if not markexpr:
-        return False
-    if keyword and not Expression.compile(keyword).evaluate(KeywordMatcher.from_item(item)):
-        return False
-    names = {marker.name for marker in item.iter_markers()}
+    keyword_expr = Expression.compile(keyword) if keyword else None
+    marker_expr = Expression.compile(markexpr) if markexpr else None
 
-    def has(name: str, /, **_: str | int | bool | None) -> bool:
-        return name in names
+    def left_out(item: pytest.Item) -> bool:
+        if marker_expr is None:
+            return False
+        if keyword_expr is not None and not keyword_expr.evaluate(KeywordMatcher.from_item(item)):
+            return False
+        names = {marker.name for marker in item.iter_markers()}
 
-    return not Expression.compile(markexpr).evaluate(has)
+        def has(name: str, /, **_: str | int | bool | None) -> bool:
+            return name in names
+
+        return not marker_expr.evaluate(has)
+
+    return left_out
 
 
 # Paired rounds are skipped where their minimum number would take longer than this (or 4 budgets).

@@ -59,6 +59,11 @@ class Record:
         return point_id(self.params)
 
     @property
+    def key(self) -> tuple[str, str, str, str]:
+        """What identifies this implementation's item across runs: case, grid point, device, variant."""
+        return self.case, self.point, self.device, self.variant
+
+    @property
     def timed(self) -> bool:
         return self.error is None and self.median_s is not None
 
@@ -189,14 +194,13 @@ def pool_runs(runs: Sequence[Run]) -> Run:
     for run in runs:
         refs = {(r.case, r.point, r.device): r for r in run.records if r.variant == "reference"}
         for rec in run.records:
-            key = (rec.case, rec.point, rec.device, rec.variant)
-            timed.setdefault(key, []).append(rec)
+            timed.setdefault(rec.key, []).append(rec)
             ref = refs.get((rec.case, rec.point, rec.device))
             value = run_speedup(rec, ref) if ref is not None and rec.variant != "reference" else None
             if value is not None:
-                speedups.setdefault(key, []).append(value)
+                speedups.setdefault(rec.key, []).append(value)
         for rec in run.failures:
-            failures.setdefault((rec.case, rec.point, rec.device, rec.variant), rec)
+            failures.setdefault(rec.key, rec)
     records = []
     for key, recs in timed.items():
         if key in failures:

@@ -68,6 +68,10 @@ def child(args: argparse.Namespace) -> int:
     return int(code)
 
 
+def _catches_planted(regressions: list[Any], args: argparse.Namespace) -> bool:
+    return any(f.case == args.case and f.variant == args.variant for f in regressions)
+
+
 def _label(name: str) -> str:
     stem = name.rsplit("-", 1)[0]
     return "A/A" if stem == "AA" else f"+{stem.removeprefix('slow')}%"
@@ -97,7 +101,7 @@ def reanalyse(args: argparse.Namespace) -> int:
         for group in groups:
             regressions = gate(pool_runs(group), baseline, rules).with_status(REGRESSION)
             flagged += bool(regressions)
-            caught += any(f.case == args.case and f.variant == args.variant for f in regressions)
+            caught += _catches_planted(regressions, args)
         print(
             f"{label:6} {len(groups):2} trials of {k} run(s): {flagged:2} with any regression, "
             f"{caught:2} catching {args.case}/{args.variant}"
@@ -180,7 +184,7 @@ def main() -> int:
             gate_seconds.append(time.perf_counter() - t0)
             regressions = result.with_status(REGRESSION)
             flagged += bool(regressions)
-            planted_caught += any(f.case == args.case and f.variant == args.variant for f in regressions)
+            planted_caught += _catches_planted(regressions, args)
             print(
                 f"{label:6} run {i + 1:2}/{args.runs}: {len(regressions)} regressions "
                 f"{[(f.case, f.variant, f.rule, round(f.change or 0, 3)) for f in regressions]}",

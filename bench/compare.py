@@ -42,10 +42,18 @@ class Comparison:
     parameters: int | None = None
     error: str | None = None
     source: str = ""
+    gpu_util_pct: tuple[float, float] | None = None  # NVML utilisation during the probe: mean, max
 
     @property
     def point(self) -> str:
         return "-".join(f"{k}{v}" for k, v in self.params.items())
+
+
+def gpu_util(record: Record) -> tuple[float, float] | None:
+    """Mean and max GPU utilisation (%) sampled through NVML during the probe pass, if any."""
+    gpu = record.gpu or {}
+    mean, peak = gpu.get("util_mean_pct"), gpu.get("util_max_pct")
+    return (float(mean), float(peak)) if mean is not None and peak is not None else None
 
 
 def peak_bytes(record: Record) -> int | None:
@@ -135,6 +143,7 @@ def compare_run(run: Run) -> list[Comparison]:
                     parameters=rec.parameters,
                     error=f"{rec.error['kind']}: {rec.error['message']}" if rec.error else None,
                     source=rec.source,
+                    gpu_util_pct=gpu_util(rec),
                 )
             )
     return rows

@@ -82,6 +82,34 @@ def preserved_knobs() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def strict_fp32(device: str) -> Iterator[None]:
+    """Full float32 matmuls and convolutions (no TF32) on CUDA for the correctness check.
+
+    cuDNN uses TF32 for float32 convolutions by default on Ampere and newer, so two correct
+    implementations that pick different kernels (NCHW against channels_last, say) differ by about
+    1e-3 relative: more than an exact tolerance allows, and not a sign of a bug. The check runs
+    the reference and each variant in full float32; the timed calls keep torch's defaults. A
+    variant that turns TF32 on itself still does so. No effect on the CPU.
+    """
+    if not device.startswith("cuda"):
+        yield
+        return
+    saved = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.get_float32_matmul_precision(),
+    )
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[:2]
+        torch.set_float32_matmul_precision(saved[2])
+
+
+@contextlib.contextmanager
 def time_limit(seconds: float, what: str) -> Iterator[bool]:
     """Raise CaseTimeout inside the block after ``seconds`` of wall time.
 

@@ -22,7 +22,14 @@ from bench import __version__
 from bench.calls import Caller, Snapshot, check_inputs, parameter_count
 from bench.case import PROFILES, REFERENCE, Case, Variant, point_id
 from bench.correctness import judge
-from bench.device import DEVICE_CHOICES, DevicePlan, plan_devices, preserved_knobs, time_limit
+from bench.device import (
+    DEVICE_CHOICES,
+    DevicePlan,
+    plan_devices,
+    preserved_knobs,
+    strict_fp32,
+    time_limit,
+)
 from bench.environment import describe, load_average
 from bench.errors import BenchError, CaseTimeout, MismatchError, SelectionError
 from bench.paired import paired_speedup
@@ -124,6 +131,7 @@ class BenchSession:
         self.load_at_start = load_average()
         self._baseline: _Baseline | None = None
         self._warmed = False
+        self._timing: Any = None  # the benchmark fixture whose rounds are running, until they end
 
     # -- collection ---------------------------------------------------------------------------
 
@@ -198,7 +206,8 @@ class BenchSession:
         try:
             base.inputs = self._setup(spec, spec.params)
             started = time.perf_counter()
-            base.snapshot = self._caller(spec, spec.case.reference, base.inputs).snapshot()
+            with strict_fp32(spec.device):
+                base.snapshot = self._caller(spec, spec.case.reference, base.inputs).snapshot()
             base.first_call_s = time.perf_counter() - started
         except (CaseTimeout, KeyboardInterrupt):
             raise
@@ -245,7 +254,8 @@ class BenchSession:
             inputs = self._setup(spec, spec.run_params) if fresh else base.inputs
             caller = self._caller(spec, impl.fn, inputs)
             started = time.perf_counter()
-            snapshot = caller.snapshot()
+            with strict_fp32(spec.device):
+                snapshot = caller.snapshot()
             record["first_call_s"] = time.perf_counter() - started
             output = snapshot.output
             verdict = judge(base.snapshot, snapshot, impl, case.tolerance)
@@ -263,7 +273,9 @@ class BenchSession:
         benchmark.extra_info["bench"] = record
         timed, context = caller.timed()
         with context:
+            self._timing = benchmark
             benchmark(timed)
+            self._timing = None
             if spec.variant != REFERENCE and self.paired_budget_s > 0:
                 self._pair(spec, base.inputs, timed, record)
         if self.traces is not None:
@@ -347,6 +359,19 @@ class BenchSession:
 
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
         self.interrupted = True
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
+        """Before pytest-benchmark saves: drop the item whose rounds an interrupt cut short.
+
+        Its statistics would be those of a partial timing, or none at all, and with none
+        pytest-benchmark fails inside its own JSON writer and the whole file is lost.
+        """
+        # A wrapper, first in line: pytest-benchmark saves in its own wrapper, before plain hooks.
+        bs = getattr(session.config, "_benchmarksession", None)
+        if bs is not None and self._timing is not None:
+            bs.benchmarks[:] = [b for b in bs.benchmarks if getattr(b, "fixture", None) is not self._timing]
+        yield
 
     # -- the run's JSON -----------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from rich.text import Text
 from bench.claims import HOLDS, OTHER_HARDWARE, REFUTED, UNDERSTATED, ClaimResult
 from bench.compare import Comparison
 from bench.render import format as fmt
-from bench.render.tables import COLUMNS, by_case, cells
+from bench.render.tables import COLUMNS, by_case, cells, columns
 
 _VERDICT_STYLE = {HOLDS: "green", UNDERSTATED: "cyan", REFUTED: "red", OTHER_HARDWARE: "yellow"}
 
@@ -21,7 +21,8 @@ def comparison_tables(rows: Iterable[Comparison]) -> list[Table]:
     tables = []
     for case, case_rows in by_case(rows).items():
         table = Table(title=escape(f"{case} ({case_rows[0].family})"), title_justify="left", show_lines=False)
-        for column in COLUMNS:
+        heads = columns(case_rows)
+        for column in heads:
             table.add_column(
                 column,
                 justify="right" if column not in ("Variant", "Correctness", "Point") else "left",
@@ -34,7 +35,7 @@ def comparison_tables(rows: Iterable[Comparison]) -> list[Table]:
                 table.add_section()
             previous = key
             style = "red" if row.error or not row.correct else ("bold" if row.role == "reference" else None)
-            table.add_row(*(Text(cell) for cell in cells(row)), style=style)
+            table.add_row(*(Text(cell) for cell in cells(row, gpu=len(heads) > len(COLUMNS))), style=style)
         tables.append(table)
     return tables
 

@@ -7,9 +7,19 @@ from collections.abc import Iterable, Sequence
 from bench.claims import ClaimResult
 from bench.compare import Comparison
 from bench.render import format as fmt
-from bench.render.tables import COLUMNS, by_case, cells
+from bench.render.tables import COLUMNS, GPU_COLUMN, by_case, cells, columns
 
-_RIGHT = {"Median", "IQR", "Speedup [95% CI]", "Peak mem Δ", "Mem vs ref", "GFLOP/s", "% peak", "Throughput"}
+_RIGHT = {
+    "Median",
+    "IQR",
+    "Speedup [95% CI]",
+    "Peak mem Δ",
+    "Mem vs ref",
+    "GFLOP/s",
+    "% peak",
+    "Throughput",
+    GPU_COLUMN,
+}
 
 
 def escape(text: str) -> str:
@@ -28,10 +38,12 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], right: set[str]
 
 def comparison_tables(rows: Iterable[Comparison]) -> dict[str, str]:
     """Markdown table per case, keyed by case name."""
-    return {
-        case: table(COLUMNS, [cells(r) for r in case_rows], _RIGHT)
-        for case, case_rows in by_case(rows).items()
-    }
+    tables = {}
+    for case, case_rows in by_case(rows).items():
+        heads = columns(case_rows)
+        gpu = len(heads) > len(COLUMNS)
+        tables[case] = table(heads, [cells(r, gpu=gpu) for r in case_rows], _RIGHT)
+    return tables
 
 
 def claims_table(results: Iterable[ClaimResult]) -> str:

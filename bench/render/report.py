@@ -81,8 +81,10 @@ def _method(run: Run) -> list[str]:
     return [
         "- Each implementation is first run once on the reference's inputs and compared with the "
         "reference (outputs, and gradients of every input and parameter for forward + backward); a "
-        "mismatch fails the variant and it is not timed. Approximate variants report a quality metric "
-        "instead; variants with changed parameters run a different workload and are not compared.",
+        "mismatch fails the variant and it is not timed. On CUDA this check runs in full float32 (TF32 "
+        "off for matmuls and cuDNN convolutions); the timed calls keep torch's defaults. Approximate "
+        "variants report a quality metric instead; variants with changed parameters run a different "
+        "workload and are not compared.",
         "- Then warm-up calls, then a separate probe pass (peak memory, FLOPs, GPU sampling), so the "
         "probes do not perturb the timings.",
         f"- Timing by pytest-benchmark: at least {timing.get('min_rounds', '?')} rounds and up to "

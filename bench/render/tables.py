@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from bench.compare import Comparison
 from bench.render import format as fmt
@@ -21,9 +21,16 @@ COLUMNS = (
     "% peak",
     "Throughput",
 )
+GPU_COLUMN = "GPU util"
 
 
-def cells(row: Comparison) -> list[str]:
+def columns(rows: Sequence[Comparison]) -> tuple[str, ...]:
+    """The table's columns: GPU utilisation only where some row was sampled through NVML."""
+    return (*COLUMNS, GPU_COLUMN) if any(r.gpu_util_pct is not None for r in rows) else COLUMNS
+
+
+def cells(row: Comparison, gpu: bool = False) -> list[str]:
+    """The row's cells under ``COLUMNS``, plus the GPU utilisation cell when ``gpu``."""
     variant = row.variant
     if row.overrides:
         variant += f" ({fmt.params(dict(row.overrides))})"
@@ -47,7 +54,14 @@ def cells(row: Comparison) -> list[str]:
         fmt.number(row.gflops),
         f"{row.pct_of_peak:.3g} %" if row.pct_of_peak is not None else fmt.DASH,
         throughput,
-    ]
+    ] + ([_gpu_util(row)] if gpu else [])
+
+
+def _gpu_util(row: Comparison) -> str:
+    if row.gpu_util_pct is None:
+        return fmt.DASH
+    mean, peak = row.gpu_util_pct
+    return f"{mean:.0f} % (max {peak:.0f})"
 
 
 def by_case(rows: Iterable[Comparison]) -> dict[str, list[Comparison]]:

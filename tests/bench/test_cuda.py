@@ -62,3 +62,19 @@ def test_bench_run_on_cuda(toy_project: Path) -> None:
     records = [b["extra_info"]["bench"] for b in doc["benchmarks"]]
     assert records and all(r["device"] == "cuda" for r in records)
     assert all(r["memory"]["cuda_peak_allocated_bytes"] is not None for r in records)
+
+
+def test_correctness_check_runs_in_full_fp32_and_restores_tf32() -> None:
+    from bench.device import strict_fp32
+
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    x = torch.randn(2, 16, 32, 32, device="cuda")
+    conv = torch.nn.Conv2d(16, 32, 3, padding=1).cuda()
+    with strict_fp32("cuda"):
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        nchw = conv(x)
+        nhwc = conv.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
+    # Different kernels, one arithmetic: full float32 agrees far inside an exact tolerance.
+    torch.testing.assert_close(nhwc, nchw, rtol=1e-5, atol=1e-5)
+    assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32

@@ -60,3 +60,12 @@ def test_time_limit_leaves_fast_calls_alone() -> None:
     with time_limit(5, "quick") as active:
         assert active
     time.sleep(0.01)  # the timer was cancelled: nothing fires later
+
+
+def test_strict_fp32_leaves_cpu_runs_alone() -> None:
+    from bench.device import strict_fp32
+
+    before = (torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision())
+    with strict_fp32("cpu"):
+        assert (torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()) == before
+    assert (torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision()) == before

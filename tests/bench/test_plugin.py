@@ -92,6 +92,16 @@ def test_keyboard_interrupt_keeps_finished_results(toy_project: Path) -> None:
     assert "toy.square[n8-cpu-reference]" in {b["name"] for b in doc["benchmarks"]}
 
 
+def test_interrupt_during_timing_keeps_the_finished_items(toy_project: Path) -> None:
+    # pytest-benchmark would write an empty file (min() of no rounds) for the item cut short.
+    code, output, doc = _pytest(toy_project, "-k", "n8 and cpu", behaviour="stop_mid_timing")
+    assert code == 2, output
+    assert doc["bench"]["interrupted"] is True
+    names = {b["name"] for b in doc["benchmarks"]}
+    assert {"toy.square[n8-cpu-reference]", "toy.square[n8-cpu-same]"} <= names
+    assert "toy.square[n8-cpu-zz_midway]" not in names
+
+
 def test_no_timed_items_still_writes_failures(toy_project: Path) -> None:
     code, output, doc = _pytest(toy_project, "-k", "n8 and cpu and wrong", behaviour="failures")
     assert code == 1, output

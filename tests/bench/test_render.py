@@ -82,3 +82,29 @@ def test_busy_machine_is_other_work_not_the_run_itself() -> None:
     assert is_busy({"start": 4.6, "end": 4.9}, threads=2, cores=2)
     assert is_busy({"start": 0.2, "end": 3.5}, threads=2, cores=2)
     assert not is_busy({"start": None, "end": None}, threads=2, cores=2)
+
+
+def test_gpu_utilisation_column_only_where_nvml_sampled(tmp_path: Path) -> None:
+    from bench.render.markdown import comparison_tables
+
+    doc = sample_document()
+    cpu_only = comparison_tables(compare_runs([_loaded(tmp_path, doc)]))["toy.square"]
+    assert "GPU util" not in cpu_only
+
+    for entry in doc["benchmarks"]:
+        bench = entry["extra_info"]["bench"]
+        if bench["variant"] == "fast":
+            bench["gpu"] = {"util_mean_pct": 63.4, "util_max_pct": 90.0, "samples": 12}
+    table = comparison_tables(compare_runs([_loaded(tmp_path, doc)]))["toy.square"]
+    header, _, *body = table.splitlines()
+    assert header.rstrip(" |").endswith("GPU util")
+    fast = next(line for line in body if "| fast |" in line)
+    assert fast.rstrip(" |").endswith("63 % (max 90)")
+    reference = next(line for line in body if "| reference |" in line)
+    assert reference.rstrip(" |").endswith("—")
+
+
+def _loaded(tmp_path: Path, doc: dict):
+    path = tmp_path / "gpu-run.json"
+    path.write_text(json.dumps(doc))
+    return load_run(path)

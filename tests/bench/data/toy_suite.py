@@ -50,6 +50,18 @@ def interrupt(x):
     return (x @ x).sum()
 
 
+_calls = {"midway": 0}
+
+
+def interrupt_midway(x):
+    # Passes the correctness check, then Ctrl-C arrives while pytest-benchmark is timing it.
+    _calls["midway"] += 1
+    if _calls["midway"] == 40:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+    return (x @ x).sum()
+
+
 def halved(x):
     return (x @ x).sum() / 2
 
@@ -63,6 +75,8 @@ if "failures" in BEHAVIOUR:
     variants.update({"wrong": off_by_one, "boom": explode, "oom": out_of_memory, "slow": sleepy})
 if "interrupt" in BEHAVIOUR:
     variants["zz_interrupt"] = interrupt
+if "stop_mid_timing" in BEHAVIOUR:
+    variants["zz_midway"] = interrupt_midway
 
 register(
     Case(

@@ -68,16 +68,24 @@ def paired_speedup(
     max_pairs: int = MAX_PAIRS,
     cap_s: float = math.inf,
     timer: Callable[[], float] = time.perf_counter,
+    estimates: tuple[float, float] | None = None,
 ) -> Paired | None:
     """Alternate batches of the two callables until `budget_s` has passed (at least `min_pairs`).
 
     The order flips every pair (R V, V R, ...), so a steady speed-up or slow-down of the machine
     within a pair favours neither side on average. None when `min_pairs` pairs would take longer
     than `cap_s` (a reference of seconds per call): the item keeps its unpaired timings only.
+    `estimates` are the seconds per call of reference and variant where they are already known
+    (their medians, just timed); without them one call of each side measures it.
     """
     if budget_s < 0 or min_pairs < 1 or max_pairs < min_pairs:
         raise ValueError("paired_speedup needs budget_s >= 0 and 1 <= min_pairs <= max_pairs")
-    ref_once, var_once = _once(reference, timer), _once(variant, timer)
+    if estimates is not None and min(estimates) > 0:
+        # No calibration calls: for a reference of seconds per call that is past the cap anyway,
+        # they would cost seconds for nothing.
+        ref_once, var_once = estimates
+    else:
+        ref_once, var_once = _once(reference, timer), _once(variant, timer)
     # Both batches span the same time (at least batch_s, at least one call of the slower side), so
     # a slow spell of the machine of that length weighs on both sides alike.
     window = max(batch_s, ref_once, var_once)

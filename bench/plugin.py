@@ -73,6 +73,13 @@ class _Baseline:
     snapshot: Snapshot | None = None
     first_call_s: float | None = None
     error: str | None = None
+    median_s: float | None = None  # the reference's timed median, once its item has run
+
+
+def _median_of(benchmark: Any) -> float | None:
+    """The median seconds per call pytest-benchmark just measured (None when benchmarking is off)."""
+    stats: Any = getattr(getattr(benchmark, "stats", None), "stats", None)
+    return float(stats.median) if stats is not None and stats.data else None
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -276,8 +283,11 @@ class BenchSession:
             self._timing = benchmark
             benchmark(timed)
             self._timing = None
-            if spec.variant != REFERENCE and self.paired_budget_s > 0:
-                self._pair(spec, base.inputs, timed, record)
+            median = _median_of(benchmark)
+            if spec.variant == REFERENCE:
+                base.median_s = median
+            elif self.paired_budget_s > 0:
+                self._pair(spec, base, timed, median, record)
         if self.traces is not None:
             # After timing, so the profiler's overhead never touches the timed rounds.
             directory = trace_dir(self.traces, case.name, spec.variant)
@@ -287,11 +297,19 @@ class BenchSession:
                 ).directory
             )
 
-    def _pair(self, spec: ItemSpec, inputs: Mapping[str, Any], timed: Any, record: dict[str, Any]) -> None:
+    def _pair(
+        self, spec: ItemSpec, base: _Baseline, timed: Any, median_s: float | None, record: dict[str, Any]
+    ) -> None:
         """Reference and variant in alternating batches (bench.paired), inside the timing context."""
-        reference, _ = self._caller(spec, spec.case.reference, inputs).timed()
+        assert base.inputs is not None
+        reference, _ = self._caller(spec, spec.case.reference, base.inputs).timed()
+        known = (base.median_s, median_s)
         paired = paired_speedup(
-            reference, timed, self.paired_budget_s, cap_s=max(PAIRED_CAP_S, 4 * self.paired_budget_s)
+            reference,
+            timed,
+            self.paired_budget_s,
+            cap_s=max(PAIRED_CAP_S, 4 * self.paired_budget_s),
+            estimates=(known[0], known[1]) if known[0] and known[1] else None,
         )
         record["paired"] = paired.as_dict() if paired is not None else None
 

@@ -81,3 +81,15 @@ def test_minimum_pairs_and_cap() -> None:
 def test_bad_arguments_are_rejected(kwargs) -> None:
     with pytest.raises(ValueError, match="paired_speedup needs"):
         paired_speedup(lambda: None, lambda: None, **kwargs)
+
+
+def test_known_medians_replace_the_calibration_calls() -> None:
+    clock = Clock()
+    ref, var = clock.work("ref", 2.0), clock.work("var", 0.2)
+    # Past the cap: with the medians known, not a single call is spent finding that out.
+    assert paired_speedup(ref, var, budget_s=0.0, cap_s=1.5, timer=clock, estimates=(2.0, 0.2)) is None
+    assert clock.calls == []
+    fast_ref, fast_var = clock.work("ref", 0.004), clock.work("var", 0.001)
+    result = paired_speedup(fast_ref, fast_var, budget_s=0.0, timer=clock, estimates=(0.004, 0.001))
+    assert result is not None and result.speedup == pytest.approx(4.0)
+    assert "".join("r" if c == "ref" else "v" for c in clock.calls).startswith("rrvvvvv")

@@ -16,6 +16,8 @@ import argparse
 import dataclasses
 import importlib
 import json
+import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -62,7 +64,12 @@ def child(args: argparse.Namespace) -> int:
             device="cpu",
             select=args.select,
             json_path=args.json,
-            extra=[f"suites/{family}.py", *([f"--bench-threads={args.threads}"] if args.threads else [])],
+            extra=[
+                f"suites/{family}.py",
+                *([f"--bench-threads={args.threads}"] if args.threads else []),
+                *([f"--bench-paired-budget={args.paired_budget}"] if args.paired_budget is not None else []),
+                *(["--bench-no-probes"] if args.no_probes else []),
+            ],
         )
     )
     return int(code)
@@ -93,8 +100,12 @@ def reanalyse(args: argparse.Namespace) -> int:
     for path in sorted(args.reanalyse.glob("*-[0-9][0-9].json")):
         by_label.setdefault(_label(path.stem), []).append(load_run(path))
     aa = by_label.get("A/A", [])
-    baseline = pool_runs([load_run(args.reanalyse / "baseline.json"), *aa[: k - 1]])
-    by_label["A/A"] = aa[k - 1 :]
+    kept = sorted(args.reanalyse.glob("baseline*.json"))
+    if len(kept) > 1:  # an experiment with --baseline-runs: its own baseline runs
+        baseline = pool_runs([load_run(p) for p in kept])
+    else:  # one baseline run, topped up with the first A/A runs to K runs
+        baseline = pool_runs([load_run(kept[0]), *aa[: k - 1]])
+        by_label["A/A"] = aa[k - 1 :]
     for label, runs in by_label.items():
         groups = [runs[i : i + k] for i in range(0, len(runs) - k + 1, k)]
         flagged = caught = 0
@@ -106,6 +117,52 @@ def reanalyse(args: argparse.Namespace) -> int:
             f"{label:6} {len(groups):2} trials of {k} run(s): {flagged:2} with any regression, "
             f"{caught:2} catching {args.case}/{args.variant}"
         )
+    return 0
+
+
+def interleaved(args: argparse.Namespace, conditions: list, run: Any, out: Path, started: float) -> int:
+    """Baseline runs interleaved with the current ones: B C B C B ..., conditions in rotation.
+
+    Each current run is gated against the two baseline runs around it, so both sides meet the
+    same state of the machine: on a shared VM the speedup itself drifts over minutes (a neighbour
+    contending for memory bandwidth slows a memory-bound reference more than a compute-bound
+    variant), which paired rounds inside one run cannot cancel.
+    """
+    from bench.gate import REGRESSION, gate, load_rules
+    from bench.results import load_run, pool_runs
+
+    rules = load_rules(args.rules)
+    counts = {label: [0, 0] for label, _ in conditions}
+    before = load_run(run("B-000", 0.0))
+    for i in range(args.runs * len(conditions)):
+        label, plant = conditions[i % len(conditions)]
+        stem = label.replace("/", "").replace("+", "slow").replace("%", "")
+        current = load_run(run(f"{stem}-{i // len(conditions):02d}", plant))
+        after = load_run(run(f"B-{i + 1:03d}", 0.0))
+        regressions = gate(current, pool_runs([before, after]), rules).with_status(REGRESSION)
+        counts[label][0] += bool(regressions)
+        counts[label][1] += _catches_planted(regressions, args)
+        print(
+            f"{label:6} trial {i // len(conditions) + 1:2}/{args.runs}: {len(regressions)} regressions "
+            f"{[(f.case, f.variant, f.rule, round(f.change or 0, 3)) for f in regressions]}",
+            flush=True,
+        )
+        before = after
+    results = {
+        "selection": args.select,
+        "planted_in": f"{args.case}/{args.variant}",
+        "design": "interleaved: each run gated against the baseline runs just before and after it",
+        "paired_budget_s": args.paired_budget,
+        "threads": args.threads,
+        "rules": str(args.rules) if args.rules else "defaults",
+        "trials": {
+            label: {"runs": args.runs, "runs_with_any_regression": f, "runs_catching_the_planted_variant": c}
+            for label, (f, c) in counts.items()
+        },
+        "minutes": (time.time() - started) / 60,
+    }
+    print(json.dumps(results, indent=2))
+    (out / "summary.json").write_text(json.dumps(results, indent=2))
     return 0
 
 
@@ -127,7 +184,18 @@ def main() -> int:
         metavar="DIR",
         help="no new runs: gate the JSON files an earlier experiment kept in DIR (with --rules)",
     )
-    parser.add_argument("--group", type=int, default=1, help="with --reanalyse: runs per gate (pooled)")
+    parser.add_argument("--group", type=int, default=1, help="runs pooled per gate")
+    parser.add_argument("--baseline-runs", type=int, default=1, help="runs pooled into the baseline")
+    parser.add_argument(
+        "--paired-budget", type=float, help="seconds of paired rounds per variant (bench run default: 0.25)"
+    )
+    parser.add_argument("--no-probes", action="store_true", help="skip the probe pass, as tools/self_gate.sh")
+    parser.add_argument(
+        "--interleave", action="store_true", help="fresh baseline runs between the runs under test"
+    )
+    parser.add_argument(
+        "--fixed-layout", action="store_true", help="runs under `setarch -R` with PYTHONHASHSEED=0"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--plant", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)
@@ -138,7 +206,7 @@ def main() -> int:
         return reanalyse(args)
 
     from bench.gate import REGRESSION, gate, load_rules
-    from bench.results import load_run
+    from bench.results import load_run, pool_runs
 
     rules = load_rules(args.rules)
 
@@ -162,23 +230,39 @@ def main() -> int:
             "--json",
             str(path),
             *(["--threads", str(args.threads)] if args.threads else []),
+            *(["--paired-budget", str(args.paired_budget)] if args.paired_budget is not None else []),
+            *(["--no-probes"] if args.no_probes else []),
         ]
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        env = None
+        if args.fixed_layout:
+            # Address-space randomisation off and a fixed hash seed: every run lays out memory alike.
+            cmd = ["setarch", platform.machine(), "-R", *cmd]
+            env = {**os.environ, "PYTHONHASHSEED": "0"}
+        subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
         return path
 
     started = time.time()
-    baseline = load_run(run("baseline", 0.0))
+    conditions = [("A/A", 0.0), *[(f"+{s:.0%}", s) for s in args.slowdowns]]
+    if args.interleave:
+        return interleaved(args, conditions, run, out, started)
+    names = ["baseline"] + [f"baseline-{i:02d}" for i in range(1, args.baseline_runs)]
+    baseline = pool_runs([load_run(run(name, 0.0)) for name in names])
     results: dict[str, Any] = {
         "selection": args.select,
         "planted_in": f"{args.case}/{args.variant}",
+        "runs_per_gate": args.group,
+        "baseline_runs": args.baseline_runs,
+        "paired_budget_s": args.paired_budget,
+        "threads": args.threads,
+        "rules": str(args.rules) if args.rules else "defaults",
         "trials": {},
     }
-    for label, plant in [("A/A", 0.0), *[(f"+{s:.0%}", s) for s in args.slowdowns]]:
+    for label, plant in conditions:
         flagged, planted_caught, gate_seconds = 0, 0, []
+        stem = label.replace("/", "").replace("+", "slow").replace("%", "")
         for i in range(args.runs):
-            current = load_run(
-                run(f"{label.replace('/', '').replace('+', 'slow').replace('%', '')}-{i:02d}", plant)
-            )
+            group = range(i * args.group, (i + 1) * args.group)
+            current = pool_runs([load_run(run(f"{stem}-{j:02d}", plant)) for j in group])
             t0 = time.perf_counter()
             result = gate(current, baseline, rules)
             gate_seconds.append(time.perf_counter() - t0)

@@ -303,13 +303,12 @@ class BenchSession:
         """Reference and variant in alternating batches (bench.paired), inside the timing context."""
         assert base.inputs is not None
         reference, _ = self._caller(spec, spec.case.reference, base.inputs).timed()
-        known = (base.median_s, median_s)
         paired = paired_speedup(
             reference,
             timed,
             self.paired_budget_s,
             cap_s=max(PAIRED_CAP_S, 4 * self.paired_budget_s),
-            estimates=(known[0], known[1]) if known[0] and known[1] else None,
+            estimates=(base.median_s, median_s) if base.median_s and median_s else None,
         )
         record["paired"] = paired.as_dict() if paired is not None else None
 

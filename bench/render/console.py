@@ -12,7 +12,7 @@ from rich.text import Text
 from bench.claims import HOLDS, OTHER_HARDWARE, REFUTED, UNDERSTATED, ClaimResult
 from bench.compare import Comparison
 from bench.render import format as fmt
-from bench.render.tables import COLUMNS, by_case, cells, columns
+from bench.render.tables import GPU_COLUMN, by_case, cells, columns
 
 _VERDICT_STYLE = {HOLDS: "green", UNDERSTATED: "cyan", REFUTED: "red", OTHER_HARDWARE: "yellow"}
 
@@ -35,7 +35,7 @@ def comparison_tables(rows: Iterable[Comparison]) -> list[Table]:
                 table.add_section()
             previous = key
             style = "red" if row.error or not row.correct else ("bold" if row.role == "reference" else None)
-            table.add_row(*(Text(cell) for cell in cells(row, gpu=len(heads) > len(COLUMNS))), style=style)
+            table.add_row(*(Text(cell) for cell in cells(row, gpu=GPU_COLUMN in heads)), style=style)
         tables.append(table)
     return tables
 

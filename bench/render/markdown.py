@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from bench.claims import ClaimResult
 from bench.compare import Comparison
 from bench.render import format as fmt
-from bench.render.tables import COLUMNS, GPU_COLUMN, by_case, cells, columns
+from bench.render.tables import GPU_COLUMN, by_case, cells, columns
 
 _RIGHT = {
     "Median",
@@ -41,8 +41,7 @@ def comparison_tables(rows: Iterable[Comparison]) -> dict[str, str]:
     tables = {}
     for case, case_rows in by_case(rows).items():
         heads = columns(case_rows)
-        gpu = len(heads) > len(COLUMNS)
-        tables[case] = table(heads, [cells(r, gpu=gpu) for r in case_rows], _RIGHT)
+        tables[case] = table(heads, [cells(r, gpu=GPU_COLUMN in heads) for r in case_rows], _RIGHT)
     return tables
 
 

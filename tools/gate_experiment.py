@@ -79,6 +79,34 @@ def _catches_planted(regressions: list[Any], args: argparse.Namespace) -> bool:
     return any(f.case == args.case and f.variant == args.variant for f in regressions)
 
 
+def _stem(label: str) -> str:
+    """File-name stem of a condition: "A/A" -> "AA", "+10%" -> "slow10" (`_label` reads it back)."""
+    return label.replace("/", "").replace("+", "slow").replace("%", "")
+
+
+def _print_trial(label: str, what: str, regressions: list[Any]) -> None:
+    found = [(f.case, f.variant, f.rule, round(f.change or 0, 3)) for f in regressions]
+    print(f"{label:6} {what}: {len(regressions)} regressions {found}", flush=True)
+
+
+def _header(args: argparse.Namespace, design: str) -> dict[str, Any]:
+    return {
+        "selection": args.select,
+        "planted_in": f"{args.case}/{args.variant}",
+        "design": design,
+        "paired_budget_s": args.paired_budget,
+        "threads": args.threads,
+        "rules": str(args.rules) if args.rules else "defaults",
+    }
+
+
+def _finish(results: dict[str, Any], out: Path, started: float) -> int:
+    results["minutes"] = (time.time() - started) / 60
+    print(json.dumps(results, indent=2))
+    (out / "summary.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
 def _label(name: str) -> str:
     stem = name.rsplit("-", 1)[0]
     return "A/A" if stem == "AA" else f"+{stem.removeprefix('slow')}%"
@@ -88,8 +116,9 @@ def reanalyse(args: argparse.Namespace) -> int:
     """Gate the kept runs of an earlier experiment again, e.g. under other thresholds.
 
     With `--group K`, runs are gated K at a time (pooled, as `bench gate a.json b.json ...` does)
-    against a baseline of K runs: the experiment's baseline and its first K - 1 A/A runs. Groups
-    are disjoint, so 20 runs per condition give 20 // K trials (fewer A/A ones).
+    against the experiment's own baseline runs (`--baseline-runs`), or, where it kept one, that run
+    and its first K - 1 A/A runs. Groups are disjoint, so 20 runs per condition give 20 // K
+    trials (fewer A/A ones in the second case).
     """
     from bench.gate import REGRESSION, gate, load_rules
     from bench.results import load_run, pool_runs
@@ -98,7 +127,8 @@ def reanalyse(args: argparse.Namespace) -> int:
     k = args.group
     by_label: dict[str, list[Any]] = {}
     for path in sorted(args.reanalyse.glob("*-[0-9][0-9].json")):
-        by_label.setdefault(_label(path.stem), []).append(load_run(path))
+        if not path.stem.startswith("baseline"):  # baseline-01 ... are --baseline-runs, not a condition
+            by_label.setdefault(_label(path.stem), []).append(load_run(path))
     aa = by_label.get("A/A", [])
     kept = sorted(args.reanalyse.glob("baseline*.json"))
     if len(kept) > 1:  # an experiment with --baseline-runs: its own baseline runs
@@ -120,7 +150,9 @@ def reanalyse(args: argparse.Namespace) -> int:
     return 0
 
 
-def interleaved(args: argparse.Namespace, conditions: list, run: Any, out: Path, started: float) -> int:
+def interleaved(
+    args: argparse.Namespace, rules: Any, conditions: list, run: Any, out: Path, started: float
+) -> int:
     """Baseline runs interleaved with the current ones: B C B C B ..., conditions in rotation.
 
     Each current run is gated against the two baseline runs around it, so both sides meet the
@@ -128,42 +160,27 @@ def interleaved(args: argparse.Namespace, conditions: list, run: Any, out: Path,
     contending for memory bandwidth slows a memory-bound reference more than a compute-bound
     variant), which paired rounds inside one run cannot cancel.
     """
-    from bench.gate import REGRESSION, gate, load_rules
+    from bench.gate import REGRESSION, gate
     from bench.results import load_run, pool_runs
 
-    rules = load_rules(args.rules)
     counts = {label: [0, 0] for label, _ in conditions}
     before = load_run(run("B-000", 0.0))
     for i in range(args.runs * len(conditions)):
         label, plant = conditions[i % len(conditions)]
-        stem = label.replace("/", "").replace("+", "slow").replace("%", "")
-        current = load_run(run(f"{stem}-{i // len(conditions):02d}", plant))
+        trial = i // len(conditions)
+        current = load_run(run(f"{_stem(label)}-{trial:02d}", plant))
         after = load_run(run(f"B-{i + 1:03d}", 0.0))
         regressions = gate(current, pool_runs([before, after]), rules).with_status(REGRESSION)
         counts[label][0] += bool(regressions)
         counts[label][1] += _catches_planted(regressions, args)
-        print(
-            f"{label:6} trial {i // len(conditions) + 1:2}/{args.runs}: {len(regressions)} regressions "
-            f"{[(f.case, f.variant, f.rule, round(f.change or 0, 3)) for f in regressions]}",
-            flush=True,
-        )
+        _print_trial(label, f"trial {trial + 1:2}/{args.runs}", regressions)
         before = after
-    results = {
-        "selection": args.select,
-        "planted_in": f"{args.case}/{args.variant}",
-        "design": "interleaved: each run gated against the baseline runs just before and after it",
-        "paired_budget_s": args.paired_budget,
-        "threads": args.threads,
-        "rules": str(args.rules) if args.rules else "defaults",
-        "trials": {
-            label: {"runs": args.runs, "runs_with_any_regression": f, "runs_catching_the_planted_variant": c}
-            for label, (f, c) in counts.items()
-        },
-        "minutes": (time.time() - started) / 60,
+    results = _header(args, "interleaved: each run gated against the baseline runs just before and after it")
+    results["trials"] = {
+        label: {"runs": args.runs, "runs_with_any_regression": f, "runs_catching_the_planted_variant": c}
+        for label, (f, c) in counts.items()
     }
-    print(json.dumps(results, indent=2))
-    (out / "summary.json").write_text(json.dumps(results, indent=2))
-    return 0
+    return _finish(results, out, started)
 
 
 def main() -> int:
@@ -244,46 +261,30 @@ def main() -> int:
     started = time.time()
     conditions = [("A/A", 0.0), *[(f"+{s:.0%}", s) for s in args.slowdowns]]
     if args.interleave:
-        return interleaved(args, conditions, run, out, started)
+        return interleaved(args, rules, conditions, run, out, started)
     names = ["baseline"] + [f"baseline-{i:02d}" for i in range(1, args.baseline_runs)]
     baseline = pool_runs([load_run(run(name, 0.0)) for name in names])
-    results: dict[str, Any] = {
-        "selection": args.select,
-        "planted_in": f"{args.case}/{args.variant}",
-        "runs_per_gate": args.group,
-        "baseline_runs": args.baseline_runs,
-        "paired_budget_s": args.paired_budget,
-        "threads": args.threads,
-        "rules": str(args.rules) if args.rules else "defaults",
-        "trials": {},
-    }
+    results = _header(args, "against one baseline recorded first")
+    results.update(runs_per_gate=args.group, baseline_runs=args.baseline_runs, trials={})
     for label, plant in conditions:
         flagged, planted_caught, gate_seconds = 0, 0, []
-        stem = label.replace("/", "").replace("+", "slow").replace("%", "")
         for i in range(args.runs):
             group = range(i * args.group, (i + 1) * args.group)
-            current = pool_runs([load_run(run(f"{stem}-{j:02d}", plant)) for j in group])
+            current = pool_runs([load_run(run(f"{_stem(label)}-{j:02d}", plant)) for j in group])
             t0 = time.perf_counter()
             result = gate(current, baseline, rules)
             gate_seconds.append(time.perf_counter() - t0)
             regressions = result.with_status(REGRESSION)
             flagged += bool(regressions)
             planted_caught += _catches_planted(regressions, args)
-            print(
-                f"{label:6} run {i + 1:2}/{args.runs}: {len(regressions)} regressions "
-                f"{[(f.case, f.variant, f.rule, round(f.change or 0, 3)) for f in regressions]}",
-                flush=True,
-            )
+            _print_trial(label, f"run {i + 1:2}/{args.runs}", regressions)
         results["trials"][label] = {
             "runs": args.runs,
             "runs_with_any_regression": flagged,
             "runs_catching_the_planted_variant": planted_caught,
             "gate_seconds_max": max(gate_seconds),
         }
-    results["minutes"] = (time.time() - started) / 60
-    print(json.dumps(results, indent=2))
-    (out / "summary.json").write_text(json.dumps(results, indent=2))
-    return 0
+    return _finish(results, out, started)
 
 
 if __name__ == "__main__":

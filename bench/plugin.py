@@ -204,6 +204,12 @@ class BenchSession:
     def _caller(self, spec: ItemSpec, fn: Any, inputs: Mapping[str, Any]) -> Caller:
         return Caller(fn, inputs, spec.case.mode, spec.device, spec.case.objective)
 
+    def implementation_caller(self, spec: ItemSpec) -> Caller:
+        """The item's implementation on freshly built, seeded inputs: what a measuring process
+        outside this run's timing (the instruction-count pass, bench.counts) calls."""
+        fn = spec.case.reference if spec.variant == REFERENCE else spec.impl.fn
+        return self._caller(spec, fn, self._setup(spec, spec.run_params))
+
     def baseline(self, spec: ItemSpec) -> _Baseline:
         key = (spec.case.name, point_id(spec.params), spec.device)
         if self._baseline is not None and self._baseline.key == key:
@@ -497,6 +503,7 @@ def _marker_filter(config: pytest.Config) -> Callable[[pytest.Item], bool]:
 PAIRED_CAP_S = 1.5
 
 _KEY = pytest.StashKey[BenchSession]()
+SPEC_KEY = pytest.StashKey[ItemSpec]()  # each collected item's spec, for passes that run items themselves
 
 
 def session_of(config: pytest.Config) -> BenchSession:
@@ -525,6 +532,7 @@ class SuiteFile(pytest.File):
                 if skip_reason:
                     item.add_marker(pytest.mark.skip(reason=f"cuda: {skip_reason}"))
                 session.item_cases[item.nodeid] = case
+                item.stash[SPEC_KEY] = spec
                 yield item
 
 

@@ -451,6 +451,36 @@ def test_ddp_two_processes_train_in_sync_and_failures_clean_up() -> None:
     assert _tagged(tag) == []
 
 
+# Imported by every process of the launch; a torchrun worker (LOCAL_RANK set) leaves a file
+# named for its rank if its interpreter runs its exit handlers, i.e. finalises.
+_FINALISATION_PROBE = """
+import atexit, os, pathlib
+if "LOCAL_RANK" in os.environ:
+    mark = pathlib.Path(os.environ["QMANN_TEST_PROBE"], os.environ["LOCAL_RANK"])
+    atexit.register(mark.write_text, "finalised")
+"""
+
+
+@pytest.mark.slow
+def test_ddp_workers_exit_without_interpreter_finalisation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker that finalises while a gloo thread still releases the last collective's tensors
+    # aborts (SIGABRT, "terminate called without an active exception"): the gloo thread asks for
+    # the GIL, finalisation ends it with pthread_exit, and that unwinding terminates. It happens
+    # on a fraction of launches only, so the test checks the cause: no worker may finalise.
+    site, probe = tmp_path / "site", tmp_path / "finalised"
+    site.mkdir()
+    probe.mkdir()
+    (site / "sitecustomize.py").write_text(_FINALISATION_PROBE)
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("QMANN_TEST_PROBE", str(probe))
+    for _ in range(2):
+        result = launch_ddp(2, size="test", steps=2, warmup=0, batch_per_rank=8, timeout_s=120)
+        assert result["world_size"] == 2 and result["replica_max_abs_diff"] == 0.0
+    assert sorted(p.name for p in probe.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_ddp_launch_is_cleaned_up_on_interrupt() -> None:
     tag = f"qmann-test-hang-{time.monotonic_ns()}"

@@ -1,4 +1,4 @@
-"""Verdicts for the source notes' claims: holds, understated, refuted, other hardware, not measurable."""
+"""Verdicts for the source notes' claims: holds, understated, refuted, inconclusive, not run, ..."""
 
 from __future__ import annotations
 
@@ -15,11 +15,16 @@ from bench.stats import ratio_interval
 HOLDS = "holds"
 UNDERSTATED = "understated"
 REFUTED = "refuted"
+INCONCLUSIVE = "inconclusive"
 OTHER_HARDWARE = "other hardware"
 NOT_MEASURABLE = "not measurable here"
-VERDICTS = (HOLDS, UNDERSTATED, REFUTED, OTHER_HARDWARE, NOT_MEASURABLE)
+NOT_RUN = "not run"
+VERDICTS = (HOLDS, UNDERSTATED, REFUTED, INCONCLUSIVE, OTHER_HARDWARE, NOT_MEASURABLE, NOT_RUN)
 # Metrics where a value outside the claimed range is simply wrong in either direction.
 _TWO_SIDED = {"parameters", "extra"}
+# Metrics measured as fractions (0.25 = 25 %): precision is in percentage points, since the
+# estimate itself may be near zero; the others are positive quantities, judged relative to it.
+_FRACTIONS = {"time_reduction", "time_increase", "memory_reduction", "memory_increase", "flops_reduction"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class ClaimResult:
     verdict: str
     where: str
     note: str
+    command: str = ""  # for a claim not run: the command that runs its case
 
 
 def _matches(params: Mapping[str, Any], at: Mapping[str, Any]) -> bool:
@@ -78,7 +84,8 @@ def _pick(records: list[Record], claim: Mapping[str, Any]) -> tuple[Record | Non
 def _measure(
     metric: str, base: Record | None, var: Record, extra: str | None
 ) -> tuple[float | None, tuple[float, float] | None, str]:
-    """The claimed quantity and its interval (when rounds give one)."""
+    """The claimed quantity, its interval (when rounds give one), and why not (no value, or no
+    interval)."""
     needs_base = metric not in ("seconds", "throughput", "parameters", "extra")
     if needs_base and (base is None or not base.timed):
         return None, None, "the baseline was not measured"
@@ -93,55 +100,114 @@ def _measure(
             "time_increase": lambda r: 1 / r - 1,
         }[metric]
         interval = tuple(sorted((transform(ci[0]), transform(ci[1])))) if ci else None
-        return transform(ratio), interval, ""
+        return transform(ratio), interval, "" if ci else "fewer than 3 rounds on a side"
     if metric in ("memory_reduction", "memory_increase"):
         b, v = (peak_bytes(base) if base else None), peak_bytes(var)
         if not b or v is None:
             return None, None, "peak memory was not recorded (probes off, or zero growth in the baseline)"
-        return (1 - v / b if metric == "memory_reduction" else v / b - 1), None, ""
+        return (1 - v / b if metric == "memory_reduction" else v / b - 1), None, "one probe call each"
     if metric == "flops_reduction":
         if not (base and base.flops_per_call and var.flops_per_call):
             return None, None, "FLOPs were not recorded for both"
-        return 1 - var.flops_per_call / base.flops_per_call, None, ""
+        return (
+            1 - var.flops_per_call / base.flops_per_call,
+            None,
+            "FLOPs are counted or declared, not sampled",
+        )
     if metric == "seconds":
-        return var.median_s, None, ""
+        return var.median_s, None, "a median without an interval"
     if metric == "throughput":
         if not var.work_per_call or not var.median_s:
             return None, None, "the case declares no work units"
-        return var.work_per_call / var.median_s, None, ""
+        return var.work_per_call / var.median_s, None, "a median without an interval"
     if metric == "parameters":
-        return (float(var.parameters) if var.parameters is not None else None), None, "no parameter count"
+        if var.parameters is None:
+            return None, None, "no parameter count"
+        return float(var.parameters), None, "an exact count"
     if metric in ("extra", "extra_ratio"):
         mine = var.extra.get(extra or "")
         if mine is None:
             return None, None, f"the case did not measure {extra!r}"
         if metric == "extra":
-            return mine, None, ""
+            return mine, None, "one measurement"
         theirs = base.extra.get(extra or "") if base else None
         if not theirs or not mine:
             return None, None, f"{extra!r} missing or zero for the baseline"
-        return theirs / mine, None, ""
+        return theirs / mine, None, "one measurement each"
     raise ValueError(f"unknown claim metric {metric!r}")
 
 
-def _verdict(
-    metric: str, expected: tuple[float, float], value: float, interval: tuple[float, float] | None
-) -> str:
-    low, high = interval or (value, value)
-    lo_claim, hi_claim = expected
-    if high < lo_claim:
-        below = True
-    elif low > hi_claim:
-        below = False
-    else:
-        return HOLDS
+def _beyond(metric: str, below: bool) -> str:
+    """The verdict for a value wholly below (or above) the claimed range."""
     if metric in _TWO_SIDED:
         return REFUTED
-    better_is_higher = CLAIM_METRICS[metric]
-    return REFUTED if below == better_is_higher else UNDERSTATED
+    return REFUTED if below == CLAIM_METRICS[metric] else UNDERSTATED
 
 
-def evaluate(claim: Mapping[str, Any], records: list[Record]) -> ClaimResult:
+def _amount(metric: str, value: float) -> str:
+    return f"{100 * value:.3g} %" if metric in _FRACTIONS else f"{value:.3g}"
+
+
+def judge(
+    metric: str,
+    expected: tuple[float, float],
+    value: float,
+    interval: tuple[float, float] | None,
+    no_interval: str = "",
+) -> tuple[str, str]:
+    """The verdict and a note on what decided it.
+
+    Holds only when the estimate lies inside the claimed range; understated or refuted only when
+    the whole interval lies beyond it; otherwise inconclusive, with the precision that would
+    have decided it. Without an interval the estimate alone decides, and the note says so.
+    """
+    lo_claim, hi_claim = expected
+    alone = "no interval" + (f" ({no_interval})" if no_interval else "") + ": judged on the estimate alone"
+    if lo_claim <= value <= hi_claim:
+        return HOLDS, "" if interval else alone
+    below = value < lo_claim
+    verdict = _beyond(metric, below)
+    if interval is None:
+        return verdict, alone
+    low, high = interval
+    if (high < lo_claim) if below else (low > hi_claim):
+        return verdict, ""
+    # The interval reaches the range: it would decide if it ended short of the edge, i.e. if its
+    # half-width towards the range were below the estimate's distance from that edge.
+    edge = lo_claim if below else hi_claim
+    gap, now = abs(edge - value), (high - value) if below else (value - low)
+    if metric in _FRACTIONS:
+        need = f"{100 * gap:.2g} points (now {100 * max(now, 0.0):.2g})"
+    else:
+        need = (
+            f"{100 * gap / abs(value):.2g} % of the estimate (now {100 * max(now, 0.0) / abs(value):.2g} %)"
+        )
+    return INCONCLUSIVE, (
+        f"interval [{_amount(metric, low)}, {_amount(metric, high)}] reaches the claimed range (edge "
+        f"{_amount(metric, edge)}); a half-width of at most {need} would decide"
+    )
+
+
+def run_command(case: str, markers: list[str], profile: str) -> str:
+    """The command that runs a case which the run's marker expression left out."""
+    if not markers:
+        expression = "''"
+    elif len(markers) == 1:
+        expression = markers[0]
+    else:
+        expression = "'" + " and ".join(markers) + "'"
+    options = "" if profile in ("quick", "?") else f" --profile {profile}"
+    return f"bench run -m {expression} -k {case}{options}"
+
+
+def evaluate(
+    claim: Mapping[str, Any],
+    records: list[Record],
+    left_out: Mapping[str, list[str]] | None = None,
+    profile: str = "quick",
+) -> ClaimResult:
+    """The verdict on one claim from a run's records; ``left_out``: the cases (with their
+    markers) that the run's marker expression left out, whose claims are "not run"."""
     expected = None
     if claim.get("expected"):
         low, high = claim["expected"]
@@ -153,6 +219,7 @@ def evaluate(claim: Mapping[str, Any], records: list[Record]) -> ClaimResult:
         note: str = "",
         value: float | None = None,
         interval: tuple[float, float] | None = None,
+        command: str = "",
     ) -> ClaimResult:
         return ClaimResult(
             case=claim["case"],
@@ -165,10 +232,21 @@ def evaluate(claim: Mapping[str, Any], records: list[Record]) -> ClaimResult:
             verdict=verdict,
             where=where,
             note=note,
+            command=command,
         )
 
     if not claim.get("measurable", True):
         return result(NOT_MEASURABLE, "", claim.get("reason", ""))
+    if left_out is not None and claim["case"] in left_out:
+        markers = list(left_out[claim["case"]])
+        command = run_command(claim["case"], markers, profile)
+        marked = f" (marked {', '.join(markers)})" if markers else ""
+        return result(
+            NOT_RUN,
+            "",
+            f"the run's marker expression left {claim['case']}{marked} out; run: `{command}`",
+            command=command,
+        )
     base, var, where = _pick([r for r in records if r.case == claim["case"]], claim)
     if var is None:
         return result(NOT_MEASURABLE, where, f"{claim['variant']!r} of {claim['case']} is not in this run")
@@ -184,10 +262,13 @@ def evaluate(claim: Mapping[str, Any], records: list[Record]) -> ClaimResult:
         )
     if expected is None:
         return result(NOT_MEASURABLE, where, "the claim declares no range to check against", value, interval)
-    return result(_verdict(claim["metric"], expected, value, interval), where, "", value, interval)
+    verdict, note = judge(claim["metric"], expected, value, interval, why)
+    return result(verdict, where, note, value, interval)
 
 
 def audit(run: Run) -> list[ClaimResult]:
-    """Every claim the run's cases declared, judged on that run's records."""
+    """Every claim the run's cases declared, judged on that run's records; the claims of cases the
+    marker expression left out are listed as not run."""
     records = [*run.records, *run.failures]
-    return [evaluate(claim, records) for claim in run.claims]
+    left_out = (run.info.get("selection") or {}).get("left_out") or {}
+    return [evaluate(claim, records, left_out, run.profile) for claim in run.claims]

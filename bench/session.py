@@ -396,7 +396,9 @@ class BenchSession:
 
     def run_info(self) -> dict[str, Any]:
         claims = []
-        for case in self.cases.values():
+        # The claims of cases -m left out are recorded too: the audit lists them as not run.
+        left_out = {c.name: c for c in self.item_cases.values() if c.name in self.left_out}
+        for case in [*self.cases.values(), *left_out.values()]:
             for claim in case.claims:
                 claims.append(
                     {

@@ -9,12 +9,18 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from bench.claims import HOLDS, OTHER_HARDWARE, REFUTED, UNDERSTATED, ClaimResult
+from bench.claims import HOLDS, INCONCLUSIVE, OTHER_HARDWARE, REFUTED, UNDERSTATED, ClaimResult
 from bench.compare import Comparison
 from bench.render import format as fmt
 from bench.render.tables import GPU_COLUMN, by_case, cells, columns
 
-_VERDICT_STYLE = {HOLDS: "green", UNDERSTATED: "cyan", REFUTED: "red", OTHER_HARDWARE: "yellow"}
+_VERDICT_STYLE = {
+    HOLDS: "green",
+    UNDERSTATED: "cyan",
+    REFUTED: "red",
+    INCONCLUSIVE: "magenta",
+    OTHER_HARDWARE: "yellow",
+}
 
 
 def comparison_tables(rows: Iterable[Comparison]) -> list[Table]:

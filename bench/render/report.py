@@ -107,10 +107,14 @@ def _claims_section(claims: Sequence[ClaimResult]) -> list[str]:
     counts = {v: sum(1 for c in claims if c.verdict == v) for v in VERDICTS}
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     return [
-        f"{len(claims)} claims: {summary}. Verdicts: **holds** (inside the claimed range, or its interval "
-        "overlaps it), **understated** (better than claimed), **refuted** (worse), **other hardware** "
-        "(an absolute figure for hardware not present; the measured value is still shown), **not "
-        "measurable here** (with the reason).",
+        f"{len(claims)} claims: {summary}. Verdicts: **holds** (the estimate lies inside the claimed "
+        "range), **understated** / **refuted** (the whole 95 % interval lies beyond the range: better / "
+        "worse than claimed), **inconclusive** (the estimate lies outside the range but the interval "
+        "reaches into it; the note says what precision would decide), **other hardware** (an absolute "
+        "figure for hardware not present; the measured value is still shown), **not measurable here** "
+        "(with the reason), **not run** (the marker expression left the case out; the note gives the "
+        "command that runs it). A claim without an interval is judged on its estimate, and its note "
+        "says so.",
         "",
         claims_table(claims),
     ]

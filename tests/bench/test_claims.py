@@ -1,4 +1,4 @@
-"""Claim verdicts from known numbers: holds, understated, refuted, other hardware, not measurable."""
+"""Claim verdicts from known numbers: holds, understated, refuted, inconclusive, not run, ..."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.claims import audit
+from bench.claims import HOLDS, INCONCLUSIVE, REFUTED, UNDERSTATED, audit, judge, run_command
 from bench.results import load_run
+from tests.bench.conftest import run_in
 from tests.bench.sample_run import sample_document
 
 
@@ -54,3 +55,74 @@ def test_not_measurable_and_failed_variants(results) -> None:
 def test_flops_reduction_of_a_smaller_workload(results) -> None:
     assert results["C7"].value == pytest.approx(0.5)
     assert results["C7"].verdict == "holds"
+
+
+def test_holds_only_with_the_estimate_inside_the_range() -> None:
+    # The issue's S6: -0.5 % [-19.0, 16.6] against a claimed 5-15 % time reduction used to "hold"
+    # because the wide interval overlapped the range.
+    verdict, note = judge("time_reduction", (0.05, 0.15), -0.005, (-0.190, 0.166))
+    assert verdict == INCONCLUSIVE
+    assert "[-19 %, 16.6 %]" in note and "edge 5 %" in note
+    assert "at most 5.5 points (now 17)" in note  # 5 % - (-0.5 %) = 5.5 points; 16.6 - (-0.5) = 17.1
+    # A wide interval does not stop an estimate inside the range from holding.
+    assert judge("time_reduction", (0.05, 0.15), 0.10, (-0.2, 0.4)) == (HOLDS, "")
+
+
+def test_beyond_the_range_needs_the_whole_interval_beyond() -> None:
+    assert judge("speedup", (3.0, 5.0), 2.0, (1.8, 2.2)) == (REFUTED, "")
+    assert judge("speedup", (3.0, 5.0), 6.0, (5.5, 6.5)) == (UNDERSTATED, "")
+    # Lower is better for a cost: a wholly larger increase is worse than claimed.
+    assert judge("time_increase", (0.1, 0.2), 0.5, (0.4, 0.6)) == (REFUTED, "")
+    assert judge("time_increase", (0.1, 0.2), 0.05, (0.01, 0.08)) == (UNDERSTATED, "")
+    # Above the range with the interval's lower end inside it: the precision that would decide.
+    verdict, note = judge("speedup", (3.0, 5.0), 6.0, (4.5, 7.0))
+    assert verdict == INCONCLUSIVE
+    assert "edge 5" in note and "at most 17 % of the estimate (now 25 %)" in note
+
+
+def test_without_an_interval_the_estimate_decides_and_says_so() -> None:
+    verdict, note = judge("speedup", (3.0, 5.0), 2.0, None, "fewer than 3 rounds on a side")
+    assert verdict == REFUTED
+    assert note == "no interval (fewer than 3 rounds on a side): judged on the estimate alone"
+    assert judge("memory_reduction", (0.4, 0.5), 0.45, None)[0] == HOLDS
+
+
+def test_interval_reaching_into_the_range_is_inconclusive(results) -> None:
+    # 4.0x [3.94, 4.06] against 4.05-6x: the estimate is outside, the interval's top inside.
+    c8 = results["C8"]
+    assert c8.verdict == "inconclusive"
+    assert "edge 4.05" in c8.note and "1.2 % of the estimate (now 1.5 %)" in c8.note
+
+
+def test_claims_of_cases_left_out_are_not_run_with_the_command(results) -> None:
+    c9 = results["C9"]
+    assert c9.verdict == "not run" and c9.value is None
+    assert c9.command == "bench run -m slow -k toy.heavy"
+    assert c9.command in c9.note and "marked slow" in c9.note
+
+
+def test_run_command_quotes_several_markers_and_names_the_profile() -> None:
+    assert run_command("a.b", ["gpu", "slow"], "full") == "bench run -m 'gpu and slow' -k a.b --profile full"
+    assert run_command("a.b", [], "quick") == "bench run -m '' -k a.b"
+
+
+def test_a_run_records_the_claims_of_cases_it_left_out(toy_project: Path) -> None:
+    proc = run_in(
+        toy_project,
+        "-m",
+        "bench.cli",
+        "run",
+        "-k",
+        "n8 and cpu",
+        "--no-probes",
+        "--json",
+        "q.json",
+        behaviour="slow_case",
+    )
+    assert proc.returncode == 0, proc.stderr
+    run = load_run(toy_project / "q.json")
+    assert run.info["selection"]["left_out"] == {"toy.heavy": ["slow"]}
+    verdicts = {r.id: r for r in audit(run)}
+    assert verdicts["H1"].verdict == "not run"
+    assert verdicts["H1"].command == "bench run -m slow -k toy.heavy"
+    assert verdicts["T1"].verdict != "not run"

@@ -129,5 +129,6 @@ if "slow_case" in BEHAVIOUR:
             grids={"quick": Grid(n=[8]), "full": Grid(n=[8])},
             mode="forward_backward",
             markers=("slow",),
+            claims=[Claim("H1", "same is as fast", metric="speedup", variant="same", expected=(0.5, 2.0))],
         )
     )

@@ -4,25 +4,65 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import torch
 
+from bench.case import Variant
 from bench.device import synchronize
 from bench.errors import CaseDefinitionError
 
 Inputs = Mapping[str, Any]
 
 
-def check_inputs(inputs: Any, case: str) -> Inputs:
+def check_inputs(inputs: Any, case: str, source: str = "setup") -> Inputs:
     if not isinstance(inputs, Mapping):
         raise CaseDefinitionError(
-            f"Case {case!r}: setup must return a mapping of keyword arguments, got {type(inputs).__name__}"
+            f"Case {case!r}: {source} must return a mapping of keyword arguments, got {type(inputs).__name__}"
         )
     return inputs
+
+
+@dataclass(frozen=True)
+class Arguments:
+    """What one implementation is called with, and how long its preparation took."""
+
+    values: Inputs
+    prepare_s: float | None  # None: the implementation declares no prepare
+
+
+def arguments_for(
+    impl: Variant, inputs: Inputs, params: Mapping[str, Any], device: str, where: str
+) -> Arguments:
+    """``prepare(inputs, params)`` when the implementation declares it, then its bound kwargs.
+
+    ``where`` names the implementation in errors (``"Case 'f.c', variant 'v'"``).
+    """
+    values, prepare_s = inputs, None
+    if impl.prepare is not None:
+        started = time.perf_counter()
+        # Read-only views: the reference's inputs are shared with the variants.
+        prepared = impl.prepare(MappingProxyType(dict(inputs)), MappingProxyType(dict(params)))
+        synchronize(device)
+        prepare_s = time.perf_counter() - started
+        if not isinstance(prepared, Mapping):
+            raise CaseDefinitionError(
+                f"{where}: prepare must return a mapping of keyword arguments, got {type(prepared).__name__}"
+            )
+        values = prepared
+    clash = sorted(set(impl.kwargs) & set(values))
+    if clash:
+        source = "prepare" if impl.prepare is not None else "setup"
+        raise CaseDefinitionError(
+            f"{where}: kwargs {clash} are also inputs from {source}; an argument comes from one place "
+            "(rename the kwarg or leave it out of the inputs)"
+        )
+    return Arguments({**values, **impl.kwargs} if impl.kwargs else values, prepare_s)
 
 
 def _walk(obj: Any) -> Iterator[Any]:

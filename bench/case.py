@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 import re
@@ -46,6 +47,17 @@ _AXIS = re.compile(r"^[a-z][a-z0-9_]*$")
 
 def _fail(where: str, message: str) -> CaseDefinitionError:
     return CaseDefinitionError(f"{where}: {message}")
+
+
+def _takes(fn: Callable[..., Any], count: int) -> bool:
+    """Whether ``fn`` accepts ``count`` positional arguments (True when Python cannot tell)."""
+    try:
+        inspect.signature(fn).bind(*range(count))
+    except TypeError:
+        return False
+    except ValueError:  # some builtins have no signature
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -103,13 +115,24 @@ def point_id(params: Params) -> str:
 
 @dataclass(frozen=True)
 class Variant:
-    """One optimized implementation of a case.
+    """One implementation of a case: how it is called, prepared and judged.
+
+    The implementation is called as ``fn(**arguments)``, where the arguments are setup's inputs,
+    replaced by what ``prepare(inputs, params)`` returns when it is given, plus ``kwargs``.
 
     ``exact`` variants must reproduce the reference within the tolerance. Approximate ones give a
     ``quality`` function (reference output, variant output) -> {metric: value}; its first key is
     the headline metric. A variant with ``params`` overrides gets inputs built by ``setup`` with
     those parameters: an implementation switch (still exact) or a different workload such as a
     smaller configuration (declare ``exact=False``); ``note`` says what differs.
+
+    ``kwargs`` are keyword arguments bound to ``fn`` (``Variant(train_step, kwargs={"read":
+    "batched"})``); they must not share a name with an input. ``prepare`` is the one-time,
+    untimed work of this implementation on its inputs (quantise or compile a model, build a
+    loader, collate a batch): ``prepare(inputs, params) -> inputs`` gets read-only views of
+    setup's inputs and of the run's parameters and returns the mapping ``fn`` is called with
+    (a new one: the reference's inputs are shared with the variants). It runs once per item,
+    before the checked call; its seconds are recorded as ``prepare_s``, apart from the timing.
     """
 
     fn: Callable[..., Any]
@@ -119,6 +142,8 @@ class Variant:
     flops: Callable[[Params], float] | None = None
     tolerance: Tolerance | None = None
     note: str = ""
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    prepare: Callable[[Mapping[str, Any], Params], Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if not callable(self.fn):
@@ -129,7 +154,40 @@ class Variant:
             raise CaseDefinitionError("an exact variant has a tolerance, not a quality metric")
         if self.flops is not None and not callable(self.flops):
             raise CaseDefinitionError("Variant.flops must be a callable params -> FLOPs per call")
+        if self.prepare is not None and (not callable(self.prepare) or not _takes(self.prepare, 2)):
+            raise CaseDefinitionError(
+                f"Variant.prepare must be a callable (inputs, params) -> inputs, got {self.prepare!r}"
+            )
+        if not isinstance(self.kwargs, Mapping):
+            raise CaseDefinitionError(
+                f"Variant.kwargs must be a mapping of names to values, got {self.kwargs!r}"
+            )
+        bad = [k for k in self.kwargs if not isinstance(k, str) or not k.isidentifier()]
+        if bad:
+            raise CaseDefinitionError(f"Variant.kwargs names must be identifiers, got {bad!r}")
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        object.__setattr__(self, "kwargs", MappingProxyType(dict(self.kwargs)))
+
+
+@dataclass(frozen=True)
+class MeasureContext:
+    """What ``Case.measures`` is told about the implementation it measures (after its checked call).
+
+    ``inputs`` are what setup built; ``arguments`` what the implementation was called with
+    (prepare's result plus kwargs); ``call`` runs it once more, in the case's mode (e.g. to
+    measure a peak); ``output`` is the checked call's output, detached.
+    """
+
+    variant: str  # "reference" or the variant's name
+    params: Params  # the grid point with the variant's overrides
+    inputs: Mapping[str, Any]
+    arguments: Mapping[str, Any]
+    output: Any
+    call: Callable[[], Any]
+
+    @property
+    def is_reference(self) -> bool:
+        return self.variant == REFERENCE
 
 
 @dataclass(frozen=True)
@@ -183,11 +241,16 @@ class Claim:
 
 @dataclass(frozen=True)
 class Case:
-    """A reference implementation, its variants, and how to build inputs and judge them."""
+    """A reference implementation, its variants, and how to build inputs and judge them.
+
+    ``reference`` is a callable or a ``Variant`` (for its ``kwargs``, ``prepare`` and ``flops``, which
+    take precedence over ``Case.flops``); it is stored as a Variant. ``measures(ctx)`` gets a
+    ``MeasureContext`` for each implementation.
+    """
 
     name: str
     setup: Callable[[Params, str], Mapping[str, Any]]
-    reference: Callable[..., Any]
+    reference: Callable[..., Any] | Variant
     variants: Mapping[str, Callable[..., Any] | Variant]
     grids: Mapping[str, Grid]
     mode: str = "forward"
@@ -195,7 +258,7 @@ class Case:
     work: tuple[str, Callable[[Params], float]] | None = None
     flops: Callable[[Params], float] | None = None
     objective: Callable[[Any], Any] | None = None
-    measures: Callable[[Mapping[str, Any], Any, Params], Mapping[str, float]] | None = None
+    measures: Callable[[MeasureContext], Mapping[str, float]] | None = None
     claims: Sequence[Claim] = ()
     devices: tuple[str, ...] = DEVICES
     markers: tuple[str, ...] = ()
@@ -210,8 +273,18 @@ class Case:
             raise _fail(where, "name must look like 'family.case' (lower_snake_case parts)")
         if self.reference is None:
             raise _fail(where, "has no reference implementation (reference=...)")
-        if not callable(self.reference):
-            raise _fail(where, f"reference must be callable, got {self.reference!r}")
+        if isinstance(self.reference, Variant):
+            ref = self.reference
+            if not ref.exact or ref.quality or ref.params or ref.tolerance:
+                raise _fail(
+                    where,
+                    "reference=Variant(...) takes fn, kwargs, prepare, flops and note only (it is what "
+                    "the variants are judged against: no quality, tolerance or parameter overrides)",
+                )
+        elif not callable(self.reference):
+            raise _fail(where, f"reference must be callable or a Variant, got {self.reference!r}")
+        else:
+            object.__setattr__(self, "reference", Variant(fn=self.reference))
         if not callable(self.setup):
             raise _fail(where, "setup must be a callable (params, device) -> inputs")
         if self.mode not in MODES:
@@ -242,6 +315,10 @@ class Case:
             value = getattr(self, name)
             if value is not None and not callable(value):
                 raise _fail(where, f"{name} must be callable")
+        if self.measures is not None and not _takes(self.measures, 1):
+            raise _fail(
+                where, "measures takes one argument, a MeasureContext: measures(ctx) -> {name: number}"
+            )
         bad_devices = set(self.devices) - set(DEVICES)
         if not self.devices or bad_devices:
             raise _fail(where, f"devices must be a non-empty subset of {DEVICES}")
@@ -280,7 +357,18 @@ class Case:
         """Reference first, then the variants in declaration order."""
         # __post_init__ turned every plain callable into a Variant.
         variants = [(name, v) for name, v in self.variants.items() if isinstance(v, Variant)]
-        return [(REFERENCE, Variant(fn=self.reference)), *variants]
+        return [(REFERENCE, self.implementation(REFERENCE)), *variants]
+
+    def implementation(self, name: str) -> Variant:
+        """The reference (as a Variant) or the named variant."""
+        if name == REFERENCE:
+            # __post_init__ made the reference a Variant.
+            return self.reference if isinstance(self.reference, Variant) else Variant(fn=self.reference)
+        variant = self.variants.get(name)
+        if not isinstance(variant, Variant):
+            known = ", ".join(name for name, _ in self.implementations())
+            raise CaseDefinitionError(f"Case {self.name!r} has no variant {name!r} (known: {known})")
+        return variant
 
     def points(self, profile: str) -> list[dict[str, Any]]:
         if profile not in self.grids:

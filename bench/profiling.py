@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile, schedule, tensorboard_trace_handler
 
-from bench.calls import Caller, check_inputs
+from bench.calls import Caller, arguments_for, check_inputs
 from bench.case import Case, point_id
 from bench.device import preserved_knobs
 from bench.errors import SelectionError
@@ -122,8 +122,10 @@ def profile_case(
     results = []
     for name, impl in impls:
         torch.manual_seed(0)
-        inputs = check_inputs(case.setup({**params, **impl.params}, device), case.name)
-        caller = Caller(impl.fn, inputs, case.mode, device, case.objective)
+        run_params = {**params, **impl.params}
+        inputs = check_inputs(case.setup(run_params, device), case.name)
+        arguments = arguments_for(impl, inputs, run_params, device, f"Case {case.name!r}, {name}")
+        caller = Caller(impl.fn, arguments.values, case.mode, device, case.objective)
         with preserved_knobs():
             caller.run()  # first-call costs (allocation, compilation) stay out of the trace
             results.append(

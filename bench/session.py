@@ -17,8 +17,8 @@ from _pytest.mark import KeywordMatcher
 from _pytest.mark.expression import Expression
 
 from bench import __version__
-from bench.calls import Caller, Snapshot, check_inputs, parameter_count
-from bench.case import REFERENCE, Case, Variant, point_id
+from bench.calls import Arguments, Caller, Snapshot, arguments_for, check_inputs, parameter_count
+from bench.case import REFERENCE, Case, MeasureContext, Variant, point_id
 from bench.correctness import judge
 from bench.device import DevicePlan, plan_devices, preserved_knobs, strict_fp32, time_limit
 from bench.environment import describe, load_average
@@ -55,6 +55,7 @@ class _Baseline:
 
     key: tuple[str, str, str]
     inputs: Mapping[str, Any] | None = None
+    arguments: Arguments | None = None  # what the reference is called with (after its prepare)
     snapshot: Snapshot | None = None
     first_call_s: float | None = None
     error: str | None = None
@@ -179,6 +180,7 @@ class BenchSession:
             "extra": {},
             "warmup_calls": case.warmup_calls,
             "first_call_s": None,
+            "prepare_s": None,
             "error": None,
         }
 
@@ -186,14 +188,22 @@ class BenchSession:
         torch.manual_seed(0)
         return check_inputs(spec.case.setup(dict(params), spec.device), spec.case.name)
 
-    def _caller(self, spec: ItemSpec, fn: Any, inputs: Mapping[str, Any]) -> Caller:
-        return Caller(fn, inputs, spec.case.mode, spec.device, spec.case.objective)
+    def _arguments(
+        self, spec: ItemSpec, name: str, impl: Variant, inputs: Mapping[str, Any], params: Mapping[str, Any]
+    ) -> Arguments:
+        where = f"Case {spec.case.name!r}, {'the reference' if name == REFERENCE else f'variant {name!r}'}"
+        return arguments_for(impl, inputs, params, spec.device, where)
+
+    def _caller(self, spec: ItemSpec, impl: Variant, arguments: Arguments) -> Caller:
+        return Caller(impl.fn, arguments.values, spec.case.mode, spec.device, spec.case.objective)
 
     def implementation_caller(self, spec: ItemSpec) -> Caller:
-        """The item's implementation on freshly built, seeded inputs: what a measuring process
-        outside this run's timing (the instruction-count pass, bench.counts) calls."""
-        fn = spec.case.reference if spec.variant == REFERENCE else spec.impl.fn
-        return self._caller(spec, fn, self._setup(spec, spec.run_params))
+        """The item's implementation, prepared and with its kwargs, on freshly built, seeded inputs:
+        what a measuring process outside this run's timing (the instruction-count pass,
+        bench.counts) calls, so it measures what the timing times."""
+        inputs = self._setup(spec, spec.run_params)
+        arguments = self._arguments(spec, spec.variant, spec.impl, inputs, spec.run_params)
+        return self._caller(spec, spec.impl, arguments)
 
     def baseline(self, spec: ItemSpec) -> _Baseline:
         key = (spec.case.name, point_id(spec.params), spec.device)
@@ -203,15 +213,17 @@ class BenchSession:
         base = _Baseline(key)
         try:
             base.inputs = self._setup(spec, spec.params)
+            reference = spec.case.implementation(REFERENCE)
+            base.arguments = self._arguments(spec, REFERENCE, reference, base.inputs, spec.params)
             started = time.perf_counter()
             with strict_fp32(spec.device):
-                base.snapshot = self._caller(spec, spec.case.reference, base.inputs).snapshot()
+                base.snapshot = self._caller(spec, reference, base.arguments).snapshot()
             base.first_call_s = time.perf_counter() - started
         except (CaseTimeout, KeyboardInterrupt):
             raise
         except Exception as exc:  # the reference's failure is reported on every item of this point
             base.error = f"{type(exc).__name__}: {exc}"
-            base.inputs = base.snapshot = None
+            base.inputs = base.arguments = base.snapshot = None
         self._baseline = base
         return base
 
@@ -241,16 +253,17 @@ class BenchSession:
         base = self.baseline(spec)
         if base.error is not None:
             raise BenchError(f"the reference failed at {spec.params} on {spec.device}: {base.error}")
-        assert base.inputs is not None and base.snapshot is not None
+        assert base.inputs is not None and base.arguments is not None and base.snapshot is not None
         if spec.variant == REFERENCE:
-            inputs = base.inputs
-            caller = self._caller(spec, case.reference, inputs)
+            inputs, arguments = base.inputs, base.arguments
+            caller = self._caller(spec, impl, arguments)
             output = base.snapshot.output
             record["first_call_s"] = base.first_call_s
         else:
             fresh = bool(impl.params) or case.mode == "train_step"
             inputs = self._setup(spec, spec.run_params) if fresh else base.inputs
-            caller = self._caller(spec, impl.fn, inputs)
+            arguments = self._arguments(spec, spec.variant, impl, inputs, spec.run_params)
+            caller = self._caller(spec, impl, arguments)
             started = time.perf_counter()
             with strict_fp32(spec.device):
                 snapshot = caller.snapshot()
@@ -263,11 +276,13 @@ class BenchSession:
                     f"{case.name} at {spec.params} on {spec.device}: variant {spec.variant!r} does not "
                     f"match the reference: {verdict.describe()}. It was not timed."
                 )
+        record["prepare_s"] = arguments.prepare_s
         record["dtype"] = _dtype_of(inputs)
         for _ in range(case.warmup_calls):
             caller()
         if self.probes:
-            self._probe(spec, caller, inputs, output, record)
+            ran = MeasureContext(spec.variant, spec.run_params, inputs, arguments.values, output, caller)
+            self._probe(spec, caller, ran, record)
         benchmark.extra_info["bench"] = record
         timed, context = caller.timed()
         with context:
@@ -292,8 +307,8 @@ class BenchSession:
         self, spec: ItemSpec, base: _Baseline, timed: Any, median_s: float | None, record: dict[str, Any]
     ) -> None:
         """Reference and variant in alternating batches (bench.paired), inside the timing context."""
-        assert base.inputs is not None
-        reference, _ = self._caller(spec, spec.case.reference, base.inputs).timed()
+        assert base.arguments is not None
+        reference, _ = self._caller(spec, spec.case.implementation(REFERENCE), base.arguments).timed()
         paired = paired_speedup(
             reference,
             timed,
@@ -303,9 +318,7 @@ class BenchSession:
         )
         record["paired"] = paired.as_dict() if paired is not None else None
 
-    def _probe(
-        self, spec: ItemSpec, caller: Caller, inputs: Mapping[str, Any], output: Any, record: dict[str, Any]
-    ) -> None:
+    def _probe(self, spec: ItemSpec, caller: Caller, ran: MeasureContext, record: dict[str, Any]) -> None:
         case, impl = spec.case, spec.impl
         host = cpu_peak(caller)
         memory: dict[str, Any] = {
@@ -335,9 +348,10 @@ class BenchSession:
                 record["flops_error"] = f"{type(exc).__name__}: {exc}"[:300]
                 counted = 0
             record["flops"] = {"per_call": float(counted), "source": "counted"} if counted else None
-        record["parameters"] = parameter_count(inputs)
+        # Setup's modules: what the case is about, whatever an implementation's prepare made of them.
+        record["parameters"] = parameter_count(ran.inputs)
         if case.measures is not None:
-            record["extra"] = {k: float(v) for k, v in case.measures(inputs, output, spec.run_params).items()}
+            record["extra"] = {k: float(v) for k, v in case.measures(ran).items()}
 
     # -- hooks of this run (the session is registered as a plugin) ----------------------------
 

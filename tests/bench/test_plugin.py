@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,24 @@ def test_plain_benchmark_only_collects_the_suites(toy_project: Path) -> None:
     proc = run_in(toy_project, "-m", "pytest", "--benchmark-only", "--collect-only", "-q")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "suites/toy.py::toy.square[n8-cpu-reference]" in proc.stdout
+
+
+def test_prepare_kwargs_and_measures_context(toy_project: Path) -> None:
+    # The toy project's configuration, with a suite of prepared implementations beside the toy one.
+    shutil.copy(Path(__file__).parent / "data" / "prepared_suite.py", toy_project / "suites" / "prepared.py")
+    code, output, doc = _pytest(toy_project, "--bench-device=cpu", "-k", "prepared")
+    assert code == 0, output
+    records = {b["name"]: b for b in doc["benchmarks"]}
+    bench = {name.split("-")[-1].rstrip("]"): r["extra_info"]["bench"] for name, r in records.items()}
+    # The prepared variant is checked against the reference (same sum) and told what it ran with.
+    assert bench["transposed"]["correctness"]["passed"]
+    again = bench["reference"]["extra"]["again"]
+    expected = {"factor": 2.0, "reference": 0.0, "again": again, "n": 8.0}
+    assert bench["transposed"]["extra"] == pytest.approx(expected)
+    assert bench["reference"]["extra"]["reference"] == 1.0
+    assert bench["doubled"]["extra"]["factor"] == 4.0
+    # prepare's cost is recorded apart and stays out of the timed rounds and the checked call.
+    assert bench["transposed"]["prepare_s"] >= 0.2
+    assert bench["reference"]["prepare_s"] is None
+    assert max(records["prepared.scale[n8-cpu-transposed]"]["stats"]["data"]) < 0.1
+    assert bench["transposed"]["first_call_s"] < 0.1

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
 import torch
 
-from bench import Case, Claim, Grid, Tolerance, Variant, register
+from bench import Case, Claim, Grid, MeasureContext, Tolerance, Variant, max_abs_error, register
 from models.dcgan import (
     AUTOCAST,
     CHANNELS_LAST,
@@ -34,9 +34,9 @@ from models.dcgan import (
     ema_update_loop,
     ema_update_loop_lerp,
     flatten_parameters,
+    gan_parameter_counts,
     materialize_optimizer_state,
     parameter_count,
-    step_function,
     train_step,
 )
 
@@ -49,8 +49,8 @@ def about(value: float, rel: float = 0.05) -> tuple[float, float]:
 
 
 def _counts(generator: torch.nn.Module, discriminator: torch.nn.Module) -> dict[str, float]:
-    g, d = parameter_count(generator), parameter_count(discriminator)
-    return {"g_params": g, "d_params": d, "total_params": g + d}
+    counts = gan_parameter_counts(generator, discriminator)
+    return {**counts, "total_params": counts["g_params"] + counts["d_params"]}
 
 
 # -- dcgan.params ------------------------------------------------------------------------------
@@ -67,13 +67,8 @@ def params_setup(params: Mapping[str, Any], device: str) -> dict[str, Any]:
         return {"generator": Generator(config), "discriminator": Discriminator(config)}
 
 
-def count_parameters(generator: torch.nn.Module, discriminator: torch.nn.Module) -> dict[str, int]:
-    """G's and D's parameter counts, summed over their tensors (not from a formula)."""
-    return {"g_params": parameter_count(generator), "d_params": parameter_count(discriminator)}
-
-
-def params_measures(inputs: Mapping[str, Any], output: Any, params: Mapping[str, Any]) -> dict[str, float]:
-    return _counts(inputs["generator"], inputs["discriminator"])
+def params_measures(ctx: MeasureContext) -> dict[str, float]:
+    return _counts(ctx.inputs["generator"], ctx.inputs["discriminator"])
 
 
 def _count_claim(cid: str, text: str, extra: str, width: int, value: float) -> Claim:
@@ -81,45 +76,34 @@ def _count_claim(cid: str, text: str, extra: str, width: int, value: float) -> C
     return Claim(cid, text, metric="extra", extra=extra, expected=about(value), at=at)
 
 
-register(
-    Case(
-        name="dcgan.params",
-        description=(
-            "Parameter counts of G and D per width, counted from the tensors (sum of numel) of weightless "
-            "(meta) models, with SAGAN self-attention (reference) and without (variant no_attention). "
-            "Extras g_params / d_params / total_params; the claims judge the model with attention (the "
-            "note's model) against the note's figures (+-5 %). The timing is of the count itself."
-        ),
-        setup=params_setup,
-        reference=count_parameters,
-        variants={
-            "no_attention": Variant(
-                count_parameters,
-                exact=False,
-                params={"attention": False},
-                note="plain DCGAN: no self-attention blocks",
-            ),
-        },
-        grids={
-            "quick": Grid(width=list(WIDTHS), attention=[True]),
-            "full": Grid(width=list(WIDTHS), attention=[True]),
-        },
-        mode="forward",
-        measures=params_measures,
-        devices=("cpu",),  # counts do not depend on the device
-        claims=[
-            _count_claim("D1", "Total parameters at width 64 ~5.1 M", "total_params", 64, 5.1e6),
-            _count_claim("D1-G", "Generator parameters at width 64 ~2.4 M", "g_params", 64, 2.4e6),
-            _count_claim("D1-D", "Discriminator parameters at width 64 ~2.7 M", "d_params", 64, 2.7e6),
-            _count_claim("D2", "Total parameters at width 96 ~11.5 M (+125 %)", "total_params", 96, 11.5e6),
-            _count_claim("D2-G", "Generator parameters at width 96 ~5.4 M", "g_params", 96, 5.4e6),
-            _count_claim("D2-D", "Discriminator parameters at width 96 ~6.1 M", "d_params", 96, 6.1e6),
-            _count_claim("D3", "Total parameters at width 128 ~20.4 M", "total_params", 128, 20.4e6),
-            _count_claim("D3-80", "Total parameters at width 80 ~7.2 M", "total_params", 80, 7.2e6),
-        ],
-        time_limit_s=120,
-    )
-)
+register(Case(
+    name="dcgan.params",
+    description=(
+        "Parameter counts of G and D per width, counted from the tensors (sum of numel) of weightless "
+        "(meta) models, with SAGAN self-attention (reference) and without (variant no_attention). "
+        "Extras g_params / d_params / total_params; the claims judge the model with attention (the "
+        "note's model) against the note's figures (+-5 %). The timing is of the count itself."
+    ),
+    setup=params_setup,
+    reference=gan_parameter_counts,
+    variants={"no_attention": Variant(gan_parameter_counts, exact=False, params={"attention": False},
+                                      note="plain DCGAN: no self-attention blocks")},
+    grids={profile: Grid(width=list(WIDTHS), attention=[True]) for profile in ("quick", "full")},
+    mode="forward",
+    measures=params_measures,
+    devices=("cpu",),  # counts do not depend on the device
+    claims=[
+        _count_claim("D1", "Total parameters at width 64 ~5.1 M", "total_params", 64, 5.1e6),
+        _count_claim("D1-G", "Generator parameters at width 64 ~2.4 M", "g_params", 64, 2.4e6),
+        _count_claim("D1-D", "Discriminator parameters at width 64 ~2.7 M", "d_params", 64, 2.7e6),
+        _count_claim("D2", "Total parameters at width 96 ~11.5 M (+125 %)", "total_params", 96, 11.5e6),
+        _count_claim("D2-G", "Generator parameters at width 96 ~5.4 M", "g_params", 96, 5.4e6),
+        _count_claim("D2-D", "Discriminator parameters at width 96 ~6.1 M", "d_params", 96, 6.1e6),
+        _count_claim("D3", "Total parameters at width 128 ~20.4 M", "total_params", 128, 20.4e6),
+        _count_claim("D3-80", "Total parameters at width 80 ~7.2 M", "total_params", 80, 7.2e6),
+    ],
+    time_limit_s=120,
+))
 
 
 # -- dcgan.train_step --------------------------------------------------------------------------
@@ -130,13 +114,9 @@ def training_setup(params: Mapping[str, Any], device: str) -> dict[str, GANTrain
     return {"training": build_training(config, device)}
 
 
-def training_measures(inputs: Mapping[str, Any], output: Any, params: Mapping[str, Any]) -> dict[str, float]:
-    training: GANTraining = inputs["training"]
+def training_measures(ctx: MeasureContext) -> dict[str, float]:
+    training: GANTraining = ctx.inputs["training"]
     return _counts(training.generator, training.discriminator)
-
-
-def _width(width: int) -> Variant:
-    return Variant(train_step, exact=False, params={"width": width}, note=f"ngf = ndf = {width}")
 
 
 def _memory_range(low_gb: tuple[float, float], high_gb: tuple[float, float]) -> tuple[float, float]:
@@ -144,64 +124,40 @@ def _memory_range(low_gb: tuple[float, float], high_gb: tuple[float, float]) -> 
     return (high_gb[0] / low_gb[1] - 1, high_gb[1] / low_gb[0] - 1)
 
 
-register(
-    Case(
-        name="dcgan.train_step",
-        description=(
-            "One training step: a D step (hinge loss on a real batch from the DataLoader and a detached "
-            "fake), a G step (hinge), and the multi-tensor EMA update (decay 0.9999); Adam lr 1e-4, betas "
-            "(0, 0.9), weight decay 1e-5. Reference width 64; variants are the other widths, so the "
-            "speedup column is the cost ratio per width. Quick runs batch 2 (batch 32 at width 128 "
-            "takes seconds per step on 2 cores); full runs the note's batch 32."
-        ),
-        setup=training_setup,
-        reference=train_step,
-        variants={f"w{w}": _width(w) for w in WIDTHS[1:]},
-        grids={"quick": Grid(width=[64], batch=[2]), "full": Grid(width=[64], batch=[32])},
-        mode="train_step",
-        work=("images", lambda p: p["batch"]),
-        warmup_calls=0,  # the checked first call already warmed up (and compiled) the step
-        measures=training_measures,
-        claims=[
-            Claim(
-                "D4",
-                "Width 96 trains ~40 % slower than width 64 (2.5 -> 3.5 min/epoch on a T4)",
-                metric="time_increase",
-                variant="w96",
-                expected=(0.3, 0.5),
-                at={"batch": 32},
-            ),
-            Claim(
-                "D5",
-                "GPU memory at batch 32: 5-6 GB (64) -> 7-9 GB (96); checked as the growth of one "
-                "step's peak memory over width 64",
-                metric="memory_increase",
-                variant="w96",
-                expected=_memory_range((5, 6), (7, 9)),
-                at={"batch": 32},
-            ),
-            Claim(
-                "D5-128",
-                "GPU memory at batch 32: 5-6 GB (64) -> 11-13 GB (128); checked as the growth "
-                "of one step's peak memory over width 64",
-                metric="memory_increase",
-                variant="w128",
-                expected=_memory_range((5, 6), (11, 13)),
-                at={"batch": 32},
-            ),
-            Claim(
-                "D7",
-                "FID 70-80 (64), 60-70 (96), 55-65 (128)",
-                metric="extra",
-                extra="fid",
-                measurable=False,
-                reason="FID needs Inception-v3 weights, which cannot be fetched here, and thousands of "
-                "epochs on the real 300 images (the data set is synthetic)",
-            ),
-        ],
-        time_limit_s=900,
-    )
-)
+MEMORY_AT_32 = "GPU memory at batch 32: 5-6 GB (64) ->"
+GROWTH = "checked as the growth of one step's peak memory over width 64"
+
+register(Case(
+    name="dcgan.train_step",
+    description=(
+        "One training step: a D step (hinge loss on a real batch from the DataLoader and a detached "
+        "fake), a G step (hinge), and the multi-tensor EMA update (decay 0.9999); Adam lr 1e-4, betas "
+        "(0, 0.9), weight decay 1e-5. Reference width 64; variants are the other widths, so the "
+        "speedup column is the cost ratio per width. Quick runs batch 2 (batch 32 at width 128 "
+        "takes seconds per step on 2 cores); full runs the note's batch 32."
+    ),
+    setup=training_setup,
+    reference=train_step,
+    variants={f"w{w}": Variant(train_step, exact=False, params={"width": w}, note=f"ngf = ndf = {w}")
+              for w in WIDTHS[1:]},
+    grids={"quick": Grid(width=[64], batch=[2]), "full": Grid(width=[64], batch=[32])},
+    mode="train_step",
+    work=("images", lambda p: p["batch"]),
+    warmup_calls=0,  # the checked first call already warmed up (and compiled) the step
+    measures=training_measures,
+    claims=[
+        Claim("D4", "Width 96 trains ~40 % slower than width 64 (2.5 -> 3.5 min/epoch on a T4)",
+              metric="time_increase", variant="w96", expected=(0.3, 0.5), at={"batch": 32}),
+        Claim("D5", f"{MEMORY_AT_32} 7-9 GB (96); {GROWTH}", metric="memory_increase", variant="w96",
+              expected=_memory_range((5, 6), (7, 9)), at={"batch": 32}),
+        Claim("D5-128", f"{MEMORY_AT_32} 11-13 GB (128); {GROWTH}", metric="memory_increase",
+              variant="w128", expected=_memory_range((5, 6), (11, 13)), at={"batch": 32}),
+        Claim("D7", "FID 70-80 (64), 60-70 (96), 55-65 (128)", metric="extra", extra="fid", measurable=False,
+              reason="FID needs Inception-v3 weights, which cannot be fetched here, and thousands of epochs "
+              "on the real 300 images (the data set is synthetic)"),
+    ],
+    time_limit_s=900,
+))
 
 
 # -- dcgan.train_step_fast / dcgan.train_step_compiled -----------------------------------------
@@ -209,13 +165,13 @@ register(
 
 def loss_error(ref: StepLosses, var: StepLosses) -> dict[str, float]:
     """How far a reduced-precision step's losses are from the float32 step's."""
-    d_err = abs(float(var.d_loss) - float(ref.d_loss))
-    g_err = abs(float(var.g_loss) - float(ref.g_loss))
+    d_err, g_err = max_abs_error(ref.d_loss, var.d_loss), max_abs_error(ref.g_loss, var.g_loss)
     return {"loss_abs_err": max(d_err, g_err), "d_loss_abs_err": d_err, "g_loss_abs_err": g_err}
 
 
-def _approximate(options: StepOptions, note: str) -> Variant:
-    return Variant(step_function(options), exact=False, quality=loss_error, note=note)
+def _options(options: StepOptions, note: str, exact: bool = True) -> Variant:
+    quality = None if exact else loss_error
+    return Variant(train_step, kwargs={"options": options}, exact=exact, quality=quality, note=note)
 
 
 _AMP_NOTE = "bfloat16 autocast on CPU, float16 + GradScaler on CUDA"
@@ -223,56 +179,48 @@ _FAST_GRIDS = {"quick": Grid(width=[96], batch=[2]), "full": Grid(width=[96], ba
 # Channels-last convolutions take other kernels: the losses agree to float32 rounding, not bits.
 _FAST_TOL = Tolerance(rtol=1e-4, atol=1e-5)
 
-register(
-    Case(
-        name="dcgan.train_step_fast",
-        description=(
-            "The width-96 training step (as in dcgan.train_step): eager float32 NCHW (reference), then "
-            "channels_last, then channels_last + autocast. Outputs are the two losses of the step; the "
-            "autocast variant reports their absolute error. torch.compile is in dcgan.train_step_compiled "
-            "(minutes of compilation on CPU, so it is marked slow)."
-        ),
-        setup=training_setup,
-        reference=train_step,
-        variants={
-            "channels_last": Variant(step_function(CHANNELS_LAST), note="channels_last G, D, EMA and inputs"),
-            "autocast": _approximate(AUTOCAST, "channels_last + " + _AMP_NOTE),
-        },
-        grids=_FAST_GRIDS,
-        mode="train_step",
-        tolerance=_FAST_TOL,
-        work=("images", lambda p: p["batch"]),
-        warmup_calls=0,  # the checked first call already warmed up (and compiled) the step
-        time_limit_s=900,
-    )
-)
+register(Case(
+    name="dcgan.train_step_fast",
+    description=(
+        "The width-96 training step (as in dcgan.train_step): eager float32 NCHW (reference), then "
+        "channels_last, then channels_last + autocast. Outputs are the two losses of the step; the "
+        "autocast variant reports their absolute error. torch.compile is in dcgan.train_step_compiled "
+        "(minutes of compilation on CPU, so it is marked slow)."
+    ),
+    setup=training_setup,
+    reference=train_step,
+    variants={"channels_last": _options(CHANNELS_LAST, "channels_last G, D, EMA and inputs"),
+              "autocast": _options(AUTOCAST, "channels_last + " + _AMP_NOTE, exact=False)},
+    grids=_FAST_GRIDS,
+    mode="train_step",
+    tolerance=_FAST_TOL,
+    work=("images", lambda p: p["batch"]),
+    warmup_calls=0,  # the checked first call already warmed up (and compiled) the step
+    time_limit_s=900,
+))
 
-register(
-    Case(
-        name="dcgan.train_step_compiled",
-        description=(
-            "The width-96 training step with G and D wrapped in torch.compile (inductor), on top of "
-            "channels_last, in float32 and with autocast. first_call_s includes compilation. The "
-            "attention softmax runs in float32 because inductor's bfloat16 softmax backward gave NaN."
-        ),
-        setup=training_setup,
-        reference=train_step,
-        variants={
-            "compiled": Variant(
-                step_function(StepOptions(channels_last=True, compile=True)),
-                note="channels_last + torch.compile, float32",
-            ),
-            "compiled_autocast": _approximate(COMPILED, "channels_last + torch.compile + " + _AMP_NOTE),
-        },
-        grids=_FAST_GRIDS,
-        mode="train_step",
-        tolerance=_FAST_TOL,
-        work=("images", lambda p: p["batch"]),
-        warmup_calls=0,  # the checked first call already warmed up (and compiled) the step
-        markers=("slow",),
-        time_limit_s=1800,
-    )
-)
+register(Case(
+    name="dcgan.train_step_compiled",
+    description=(
+        "The width-96 training step with G and D wrapped in torch.compile (inductor), on top of "
+        "channels_last, in float32 and with autocast. first_call_s includes compilation. The "
+        "attention softmax runs in float32 because inductor's bfloat16 softmax backward gave NaN."
+    ),
+    setup=training_setup,
+    reference=train_step,
+    variants={
+        "compiled": _options(StepOptions(channels_last=True, compile=True),
+                             "channels_last + torch.compile, float32"),
+        "compiled_autocast": _options(COMPILED, "channels_last + torch.compile + " + _AMP_NOTE, exact=False),
+    },
+    grids=_FAST_GRIDS,
+    mode="train_step",
+    tolerance=_FAST_TOL,
+    work=("images", lambda p: p["batch"]),
+    warmup_calls=0,  # the checked first call already warmed up (and compiled) the step
+    markers=("slow",),
+    time_limit_s=1800,
+))
 
 
 # -- dcgan.ema ---------------------------------------------------------------------------------
@@ -289,48 +237,23 @@ def ema_setup(params: Mapping[str, Any], device: str) -> dict[str, Any]:
             p.add_(0.01 * torch.randn(p.shape, generator=noise).to(device))
     # Every implementation gets flattened weights (each parameter a view of one buffer); the
     # per-tensor ones touch the same bytes as on separate tensors, flat_lerp uses the buffers.
-    return {
-        "ema": ema,
-        "model": generator,
-        "decay": 0.9999,
-        "ema_flat": flatten_parameters(ema),
-        "model_flat": flatten_parameters(generator),
-    }
+    return {"ema": ema, "model": generator, "decay": 0.9999, "ema_flat": flatten_parameters(ema),
+            "model_flat": flatten_parameters(generator)}
 
 
-def _ema_tensors(ema: torch.nn.Module) -> list[Any]:
-    """The EMA's tensors in a form the harness copies when it keeps an output.
-
-    The harness keeps a CPU output tensor by reference, so an in-place update's returned
-    parameters would change under it during timing; numpy arrays are copied when kept
-    (CUDA tensors are copied to the host anyway). Costs a few microseconds per call.
-    """
-    tensors = [*ema.parameters(), *ema.buffers()]
-    if tensors[0].device.type == "cpu":
-        return [t.numpy() for t in tensors]
-    return tensors
-
-
-def _returning_ema(update: Callable[[torch.nn.Module, torch.nn.Module, float], None]) -> Callable[..., Any]:
-    def run(
-        ema: torch.nn.Module, model: torch.nn.Module, decay: float, **flat: torch.Tensor
-    ) -> Sequence[Any]:
+def ema_step(
+    ema: torch.nn.Module, model: torch.nn.Module, decay: float, ema_flat: torch.Tensor,
+    model_flat: torch.Tensor, update: Callable[..., None],
+) -> list[Any]:
+    """One EMA update by ``update``, then the EMA's tensors in a form the harness copies when it
+    keeps an output: numpy arrays on the CPU (the returned parameters change under later in-place
+    updates), the tensors themselves on CUDA (copied to the host anyway). A few microseconds."""
+    if update is ema_update_flat:
+        update(ema, model, decay, ema_flat, model_flat)
+    else:
         update(ema, model, decay)
-        return _ema_tensors(ema)
-
-    run.__name__ = run.__qualname__ = update.__name__
-    return run
-
-
-def ema_flat_lerp(
-    ema: torch.nn.Module,
-    model: torch.nn.Module,
-    decay: float,
-    ema_flat: torch.Tensor,
-    model_flat: torch.Tensor,
-) -> Sequence[Any]:
-    ema_update_flat(ema, model, decay, ema_flat, model_flat)
-    return _ema_tensors(ema)
+    tensors = [*ema.parameters(), *ema.buffers()]
+    return [t.numpy() for t in tensors] if tensors[0].device.type == "cpu" else tensors
 
 
 @cache
@@ -341,38 +264,37 @@ def ema_gigabytes(width: int) -> float:
     return ema_bytes(generator) / 1e9
 
 
-def ema_measures(inputs: Mapping[str, Any], output: Any, params: Mapping[str, Any]) -> dict[str, float]:
-    return {"bytes_moved": ema_bytes(inputs["model"]), "g_params": parameter_count(inputs["model"])}
+def ema_measures(ctx: MeasureContext) -> dict[str, float]:
+    return {"bytes_moved": ema_bytes(ctx.inputs["model"]), "g_params": parameter_count(ctx.inputs["model"])}
 
 
-register(
-    Case(
-        name="dcgan.ema",
-        description=(
-            "EMA of the generator's weights (decay 0.9999) with buffers copied. Memory-bound: extra "
-            "bytes_moved = 3 x 4 bytes per parameter (read EMA and weight, write EMA) + 2 x buffer bytes; "
-            "achieved GB/s = bytes_moved / median (the Throughput column: work is declared in GB), "
-            "against the run's measured copy bandwidth. The "
-            "reference is the usual loop e.mul_(d).add_(p, 1 - d) (two passes); loop_lerp is one lerp_ "
-            "per tensor; foreach_mul_add and foreach_lerp are multi-tensor versions (on CPU still one "
-            "kernel per tensor); flat_lerp is one lerp_ over all weights held in one buffer."
-        ),
-        setup=ema_setup,
-        reference=_returning_ema(ema_update_loop),
-        variants={
-            "loop_lerp": _returning_ema(ema_update_loop_lerp),
-            "foreach_mul_add": _returning_ema(ema_update_foreach_mul_add),
-            "foreach_lerp": _returning_ema(ema_update_foreach),
-            "flat_lerp": ema_flat_lerp,
-        },
-        grids={"quick": Grid(width=[64, 128]), "full": Grid(width=list(WIDTHS))},
-        mode="train_step",  # every implementation starts from the same EMA state
-        tolerance=Tolerance(rtol=1e-6, atol=1e-8),
-        work=("GB", lambda p: ema_gigabytes(p["width"])),  # throughput = achieved GB/s
-        measures=ema_measures,
-        time_limit_s=300,
-    )
-)
+def _update(update: Callable[..., None]) -> Variant:
+    return Variant(ema_step, kwargs={"update": update})
+
+
+register(Case(
+    name="dcgan.ema",
+    description=(
+        "EMA of the generator's weights (decay 0.9999) with buffers copied. Memory-bound: extra "
+        "bytes_moved = 3 x 4 bytes per parameter (read EMA and weight, write EMA) + 2 x buffer bytes; "
+        "achieved GB/s = bytes_moved / median (the Throughput column: work is declared in GB), "
+        "against the run's measured copy bandwidth. The "
+        "reference is the usual loop e.mul_(d).add_(p, 1 - d) (two passes); loop_lerp is one lerp_ "
+        "per tensor; foreach_mul_add and foreach_lerp are multi-tensor versions (on CPU still one "
+        "kernel per tensor); flat_lerp is one lerp_ over all weights held in one buffer."
+    ),
+    setup=ema_setup,
+    reference=_update(ema_update_loop),
+    variants={"loop_lerp": _update(ema_update_loop_lerp),
+              "foreach_mul_add": _update(ema_update_foreach_mul_add),
+              "foreach_lerp": _update(ema_update_foreach), "flat_lerp": _update(ema_update_flat)},
+    grids={"quick": Grid(width=[64, 128]), "full": Grid(width=list(WIDTHS))},
+    mode="train_step",  # every implementation starts from the same EMA state
+    tolerance=Tolerance(rtol=1e-6, atol=1e-8),
+    work=("GB", lambda p: ema_gigabytes(p["width"])),  # throughput = achieved GB/s
+    measures=ema_measures,
+    time_limit_s=300,
+))
 
 
 # -- dcgan.checkpoint --------------------------------------------------------------------------
@@ -382,65 +304,35 @@ def checkpoint_setup(params: Mapping[str, Any], device: str) -> dict[str, Any]:
     config = TrainConfig(model=DCGANConfig(width=params["width"]), batch_size=2)
     training = build_training(config, device)
     materialize_optimizer_state(training)
-    return {"training": training, "scratch": ScratchFile()}
+    return {"training": training, "path": ScratchFile()}  # a path-like file, deleted with the inputs
 
 
-def _through_scratch(roundtrip: Callable[[GANTraining, Any], int]) -> Callable[..., int]:
-    def run(training: GANTraining, scratch: ScratchFile) -> int:
-        return roundtrip(training, scratch.path)
-
-    run.__name__ = run.__qualname__ = roundtrip.__name__
-    return run
-
-
-checkpoint_full = _through_scratch(checkpoint_roundtrip)
-checkpoint_ema_only = _through_scratch(ema_roundtrip)
-
-
-def checkpoint_measures(
-    inputs: Mapping[str, Any], output: Any, params: Mapping[str, Any]
-) -> dict[str, float]:
-    training: GANTraining = inputs["training"]
+def checkpoint_measures(ctx: MeasureContext) -> dict[str, float]:
+    training: GANTraining = ctx.inputs["training"]
     models = (training.generator, training.discriminator)
     weights = sum(p.numel() * p.element_size() for m in models for p in m.parameters())
-    return {"checkpoint_mb": float(output) / MB, "g_d_weights_mb": weights / MB}
+    return {"checkpoint_mb": float(ctx.output) / MB, "g_d_weights_mb": weights / MB}
 
 
-register(
-    Case(
-        name="dcgan.checkpoint",
-        description=(
-            "Save then restore a checkpoint through a scratch file (the OS page cache, not the disk, "
-            "absorbs it). Reference: the resumable state (G, D, EMA-G, both Adams' moments, step); "
-            "ema_only: the EMA generator alone. Extras: checkpoint_mb (file size) and g_d_weights_mb "
-            "(G + D float32 weights alone, for comparison with the note's sizes)."
-        ),
-        setup=checkpoint_setup,
-        reference=checkpoint_full,
-        variants={
-            "ema_only": Variant(checkpoint_ema_only, exact=False, note="EMA generator weights only"),
-        },
-        grids={"quick": Grid(width=[64, 96]), "full": Grid(width=list(WIDTHS))},
-        mode="forward",
-        measures=checkpoint_measures,
-        claims=[
-            Claim(
-                "D6",
-                "Checkpoint ~20 MB at width 64",
-                metric="extra",
-                extra="checkpoint_mb",
-                expected=about(20, 0.1),
-                at={"width": 64},
-            ),
-            Claim(
-                "D6-96",
-                "Checkpoint ~45 MB at width 96",
-                metric="extra",
-                extra="checkpoint_mb",
-                expected=about(45, 0.1),
-                at={"width": 96},
-            ),
-        ],
-        time_limit_s=300,
-    )
-)
+register(Case(
+    name="dcgan.checkpoint",
+    description=(
+        "Save then restore a checkpoint through a scratch file (the OS page cache, not the disk, "
+        "absorbs it). Reference: the resumable state (G, D, EMA-G, both Adams' moments, step); "
+        "ema_only: the EMA generator alone. Extras: checkpoint_mb (file size) and g_d_weights_mb "
+        "(G + D float32 weights alone, for comparison with the note's sizes)."
+    ),
+    setup=checkpoint_setup,
+    reference=checkpoint_roundtrip,
+    variants={"ema_only": Variant(ema_roundtrip, exact=False, note="EMA generator weights only")},
+    grids={"quick": Grid(width=[64, 96]), "full": Grid(width=list(WIDTHS))},
+    mode="forward",
+    measures=checkpoint_measures,
+    claims=[
+        Claim("D6", "Checkpoint ~20 MB at width 64", metric="extra", extra="checkpoint_mb",
+              expected=about(20, 0.1), at={"width": 64}),
+        Claim("D6-96", "Checkpoint ~45 MB at width 96", metric="extra", extra="checkpoint_mb",
+              expected=about(45, 0.1), at={"width": 96}),
+    ],
+    time_limit_s=300,
+))

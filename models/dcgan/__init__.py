@@ -29,6 +29,7 @@ from models.dcgan.model import (
     Generator,
     SelfAttention,
     build_models,
+    gan_parameter_counts,
     parameter_count,
 )
 from models.dcgan.train import (
@@ -80,6 +81,7 @@ __all__ = [
     "ema_update_loop_lerp",
     "flatten_parameters",
     "g_loss_fn",
+    "gan_parameter_counts",
     "image_loader",
     "load_checkpoint",
     "materialize_optimizer_state",

@@ -22,6 +22,10 @@ class ScratchFile:
         self.path = Path(name)
         self._cleanup = weakref.finalize(self, _unlink, self.path)
 
+    def __fspath__(self) -> str:
+        # A path-like object: savers and loaders take the scratch file itself, which keeps it alive.
+        return str(self.path)
+
     def size_bytes(self) -> int:
         return self.path.stat().st_size
 

@@ -167,3 +167,8 @@ def build_models(
 def parameter_count(module: nn.Module) -> int:
     """Trainable numbers of a module, counted from its tensors."""
     return sum(p.numel() for p in module.parameters())
+
+
+def gan_parameter_counts(generator: nn.Module, discriminator: nn.Module) -> dict[str, int]:
+    """G's and D's parameter counts, summed over their tensors (not from a formula)."""
+    return {"g_params": parameter_count(generator), "d_params": parameter_count(discriminator)}

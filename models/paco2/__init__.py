@@ -32,8 +32,10 @@ from models.paco2.reference import (
     soc_loss,
     update_class_covariance,
 )
+from models.paco2.views import PAC_METHODS, pac_loss_of_views, soc_loss_of_views, view_sigma_plus
 
 __all__ = [
+    "PAC_METHODS",
     "PaCoConfig",
     "PaCoModel",
     "PacResult",
@@ -50,6 +52,7 @@ __all__ = [
     "match_parts",
     "negatives_pool",
     "pac_loss",
+    "pac_loss_of_views",
     "pac_loss_two_stage",
     "pac_loss_whitened",
     "part_covariance",
@@ -58,8 +61,10 @@ __all__ = [
     "select_semi_hard",
     "soc_loss",
     "soc_loss_frobenius",
+    "soc_loss_of_views",
     "spd_log",
     "stein_divergence",
     "train_step",
     "update_class_covariance",
+    "view_sigma_plus",
 ]

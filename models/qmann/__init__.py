@@ -25,6 +25,16 @@ from models.qmann.data import (
     preprocess_all,
     split,
 )
+from models.qmann.fixtures import (
+    BATCH,
+    SEQ_LEN,
+    eval_accuracy,
+    eval_set,
+    train_loader,
+    train_set,
+    trained,
+    trained_student,
+)
 from models.qmann.launch import LaunchError, free_port, launch_ddp, run_process_group
 from models.qmann.memory import MemoryRead, amplitude_vectors, content_vectors, memory_read_batched
 from models.qmann.model import (
@@ -35,6 +45,7 @@ from models.qmann.model import (
     QMANNConfig,
     build_model,
     config_for,
+    logits,
     read_memory,
     student_config,
 )
@@ -44,10 +55,12 @@ from models.qmann.techniques import compile_model, prune_magnitude, quantize_int
 from models.qmann.train import DistillationLoss, accuracy, distill, fit, make_optimizer, predict, train_step
 
 __all__ = [
+    "BATCH",
     "CIRCUITS",
     "DEFAULT_CONFIG",
     "PIPELINES",
     "QMANN",
+    "SEQ_LEN",
     "SIZES",
     "TEST_CONFIG",
     "CachedDataset",
@@ -66,9 +79,12 @@ __all__ = [
     "content_vectors",
     "distill",
     "epoch_checksum",
+    "eval_accuracy",
+    "eval_set",
     "fit",
     "free_port",
     "launch_ddp",
+    "logits",
     "make_loader",
     "make_optimizer",
     "make_sequences",
@@ -91,5 +107,9 @@ __all__ = [
     "state_bytes",
     "student_config",
     "tape_counts",
+    "train_loader",
+    "train_set",
     "train_step",
+    "trained",
+    "trained_student",
 ]

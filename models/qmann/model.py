@@ -112,6 +112,13 @@ class QMANN(nn.Module):
         return self.head(fused.mean(dim=1))  # (B, C)
 
 
+def logits(model: nn.Module, x: torch.Tensor, read: str | None = None) -> torch.Tensor:
+    """The model's logits (B, C) for x (B, T, F), with the memory read ``read`` (default: the model's)."""
+    if read is None:
+        return model(x)  # any module: a quantized, pruned or TorchScript model takes x alone
+    return model(x, read=read)
+
+
 def _lstm_output(layer: nn.LSTM, x: torch.Tensor) -> torch.Tensor:
     return layer(x)[0]
 

@@ -24,7 +24,14 @@ from models.seqsetvae.data import (
     load_patients,
     write_cohort,
 )
-from models.seqsetvae.loading import LoaderSettings, loader_epochs, make_loader, process_tree_pss_bytes
+from models.seqsetvae.flops import MatmulFlops, counted_flops
+from models.seqsetvae.loading import (
+    LoaderSettings,
+    loader_epochs,
+    loader_settings,
+    make_loader,
+    process_tree_pss_bytes,
+)
 from models.seqsetvae.metrics import auprc, auroc
 from models.seqsetvae.model import (
     LossParts,
@@ -50,6 +57,7 @@ from models.seqsetvae.training import (
     amp_dtype,
     build_trainer,
     evaluate,
+    loss_micro,
     loss_padded,
     loss_reference,
     predict,
@@ -72,6 +80,7 @@ __all__ = [
     "CollapseStats",
     "LoaderSettings",
     "LossParts",
+    "MatmulFlops",
     "ModelConfig",
     "MonitorConfig",
     "PaddedBatch",
@@ -95,11 +104,14 @@ __all__ = [
     "collate_list",
     "collate_padded",
     "concat_parts",
+    "counted_flops",
     "draw_seeds",
     "evaluate",
     "kl_free_bits",
     "load_patients",
     "loader_epochs",
+    "loader_settings",
+    "loss_micro",
     "loss_padded",
     "loss_reference",
     "make_loader",

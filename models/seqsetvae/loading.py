@@ -33,6 +33,19 @@ class LoaderSettings:
             raise ValueError(f"prefetch must be >= 1, got {self.prefetch}")
 
 
+def loader_settings(batch: int, spec: str) -> LoaderSettings:
+    """"w2-pin-persistent-prefetch4" -> LoaderSettings (workers, then optional flags)."""
+    head, *flags = spec.split("-")
+    if not head.startswith("w") or not head[1:].isdigit():
+        raise ValueError(f"loader spec {spec!r} must start with w<workers>")
+    prefetch = next((int(f[len("prefetch"):]) for f in flags if f.startswith("prefetch")), None)
+    unknown = [f for f in flags if f not in ("pin", "persistent") and not f.startswith("prefetch")]
+    if unknown:
+        raise ValueError(f"loader spec {spec!r}: unknown flags {unknown}")
+    return LoaderSettings(batch=batch, workers=int(head[1:]), pin_memory="pin" in flags,
+                          persistent="persistent" in flags, prefetch=prefetch)
+
+
 def make_loader(dataset: PatientDataset, settings: LoaderSettings) -> DataLoader:
     # pin_memory without an accelerator is a no-op (torch warns and skips it); keep the request
     # visible but do not ask for it where it cannot act.

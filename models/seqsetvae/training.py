@@ -115,6 +115,11 @@ def _finish(trainer: Trainer, loss: torch.Tensor) -> StepOutput:
     return StepOutput(loss.detach(), grads)
 
 
+def loss_micro(trainer: Trainer, batches: Sequence[PaddedBatch]) -> LossParts:
+    """The padded forward one micro-batch at a time, parts concatenated in patient order."""
+    return concat_parts([loss_padded(trainer, batch) for batch in batches])
+
+
 def train_step_reference(trainer: Trainer, patients: Sequence[PatientRecord]) -> StepOutput:
     """The public code's batch of one: per patient a forward with per-set loops and a backward;
     gradients accumulate over the patients (each weighted 1/B), then one optimizer step."""

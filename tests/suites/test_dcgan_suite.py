@@ -10,8 +10,8 @@ import torch
 
 import suites.dcgan as suite
 from bench.case import Case
-from bench.registry import REGISTRY
-from models.dcgan import DCGANConfig, StepLosses, build_models, ema_bytes
+from models.dcgan import DCGANConfig, StepLosses, build_models, ema_bytes, ema_update_foreach
+from tests.suites.harness import family, measured
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +24,7 @@ def _one_thread() -> Iterator[None]:
 
 
 def _cases() -> dict[str, Case]:
-    return {case.name: case for case in REGISTRY.from_module("suites.dcgan")}
+    return family("dcgan")
 
 
 def test_every_dcgan_claim_is_declared_once() -> None:
@@ -52,16 +52,17 @@ def test_ranges() -> None:
 
 
 def test_params_case_counts_without_weights() -> None:
-    inputs = suite.params_setup({"width": 64, "attention": False}, "cpu")
+    params = {"width": 64, "attention": False}
+    inputs = suite.params_setup(params, "cpu")
     assert inputs["generator"].net[0][0].weight.is_meta
-    counts = suite.count_parameters(**inputs)
-    assert counts == {"g_params": 3_804_032, "d_params": 2_761_728}
-    assert suite.params_measures(inputs, counts, {})["total_params"] == 3_804_032 + 2_761_728
+    ctx = measured(_cases()["dcgan.params"], "no_attention", inputs, params)
+    assert ctx.output == {"g_params": 3_804_032, "d_params": 2_761_728}
+    assert suite.params_measures(ctx)["total_params"] == 3_804_032 + 2_761_728
 
 
 def test_ema_case_returns_copies_and_declares_its_bytes() -> None:
     inputs = suite.ema_setup({"width": 8}, "cpu")
-    out = suite._returning_ema(suite.ema_update_foreach)(**inputs)
+    out = suite.ema_step(**inputs, update=ema_update_foreach)
     # numpy arrays, which the harness copies when it keeps an output; all of the EMA's tensors.
     assert all(isinstance(a, np.ndarray) for a in out)
     tensors = [*inputs["ema"].parameters(), *inputs["ema"].buffers()]
@@ -79,7 +80,8 @@ def test_loss_error() -> None:
 
 def test_checkpoint_case_records_sizes() -> None:
     inputs = suite.checkpoint_setup({"width": 8}, "cpu")
-    size = suite.checkpoint_full(**inputs)
-    extras = suite.checkpoint_measures(inputs, size, {"width": 8})
-    assert extras["checkpoint_mb"] == pytest.approx(size / 1e6)
+    ctx = measured(_cases()["dcgan.checkpoint"], "reference", inputs, {"width": 8})
+    assert ctx.output == inputs["path"].size_bytes() > 0  # the scratch file itself is the path
+    extras = suite.checkpoint_measures(ctx)
+    assert extras["checkpoint_mb"] == pytest.approx(ctx.output / 1e6)
     assert extras["g_d_weights_mb"] < extras["checkpoint_mb"]

@@ -8,11 +8,13 @@ import re
 import torch
 
 import suites.gaussgan as suite
-from bench.registry import REGISTRY
+import suites.gaussgan_training as training
+from models.gaussgan import TARGET, reference_metrics
+from tests.suites.harness import family, measured
 
 
 def _cases() -> dict[str, object]:
-    return {case.name: case for case in REGISTRY.from_module("suites.gaussgan")}
+    return family("gaussgan")
 
 
 def test_every_gaussgan_claim_is_declared_once() -> None:
@@ -48,10 +50,22 @@ def test_setups_are_deterministic() -> None:
     assert suite.circuit_setup(params, "cpu", trainable=True)["weights"].requires_grad
     s1, s2 = suite.shadow_setup(params, "cpu"), suite.shadow_setup(params, "cpu")
     assert s1["words"] == s2["words"] and s1["shots"] == 100
-    v1 = suite.validation_setup({"samples": 50, "targets": 200}, "cpu")
-    v2 = suite.validation_setup({"samples": 50, "targets": 200}, "cpu")
+    v1 = training.validation_setup({"samples": 50, "targets": 200}, "cpu")
+    v2 = training.validation_setup({"samples": 50, "targets": 200}, "cpu")
     assert torch.equal(v1["points"], v2["points"]) and torch.equal(v1["targets"], v2["targets"])
-    assert suite.six_metrics(**v1) == suite.six_metrics(**v2)
+    assert reference_metrics(**v1, mixture=TARGET) == reference_metrics(**v2, mixture=TARGET)
+
+
+def test_cached_metrics_build_their_cache_in_prepare_and_match() -> None:
+    params = {"samples": 50, "targets": 200}
+    case = _cases()["gaussgan.validation"]
+    inputs = training.validation_setup(params, "cpu")
+    ref = measured(case, "reference", inputs, params)  # type: ignore[arg-type]
+    cached = measured(case, "cached", inputs, params)  # type: ignore[arg-type]
+    assert "cache" in cached.arguments and "cache" not in inputs
+    assert cached.output.keys() == ref.output.keys()
+    for name, value in ref.output.items():
+        assert math.isclose(cached.output[name], value, rel_tol=1e-4, abs_tol=1e-6), name
 
 
 def test_quality_functions() -> None:
@@ -62,12 +76,12 @@ def test_quality_functions() -> None:
     assert 0.9 < agreement["variance_ratio"] < 1.1 and abs(agreement["mean_diff_z"]) < 4
     assert suite.shadow_agreement(ref, 2 * same_law + 1)["mean_diff_z"] > 10
     metrics = {"IsPositive": 0.5, "KLDivergence": -0.2}
-    assert suite.metric_differences(metrics, metrics)["max_abs_diff"] == 0
-    diff = suite.kl_difference(metrics, {"KLDivergence": -0.5})
+    assert training.metric_differences(metrics, metrics)["max_abs_diff"] == 0
+    diff = training.kl_difference(metrics, {"KLDivergence": -0.5})
     assert math.isclose(diff["kl_abs_diff"], 0.3)
 
 
 def test_training_flops_follow_the_config() -> None:
     note = {"nets": "large", "n_critic": 5, "batch": 256}
-    assert suite.train_flops(note) > suite.train_flops({**note, "nets": "small"}) > 0
-    assert suite.train_flops({**note, "n_critic": 3}) < suite.train_flops(note)
+    assert training.train_flops(note) > training.train_flops({**note, "nets": "small"}) > 0
+    assert training.train_flops({**note, "n_critic": 3}) < training.train_flops(note)

@@ -1,9 +1,10 @@
-"""Figures for the report (matplotlib, Agg): speedups with intervals, scaling curves, peak memory."""
+"""Figures for the report (matplotlib, Agg): speedups with intervals, scaling fits, peak memory."""
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import scipy.optimize
 
 from bench.compare import Comparison
 from bench.profiling import safe_name
@@ -25,15 +27,45 @@ class Figure:
     path: Path
 
 
+POWER = "power law"
+EXPONENTIAL = "exponential"
+MODELS = (POWER, EXPONENTIAL)
+
+
 @dataclass(frozen=True)
 class Scaling:
-    """Time against one grid parameter for one variant: a power-law fit t = c * x^exponent."""
+    """Time against one grid parameter for one variant, fitted by least squares on log t.
+
+    A power law, log t = intercept + slope * log x (t ∝ x^slope: batch, width, sequence length),
+    or an exponential, log t = intercept + slope * x (×e^slope per unit of x: a state vector has
+    2^n amplitudes, so time against qubits). ``r2`` is the chosen model's R² of log t and
+    ``rival_r2`` the other's; both explain the same log t, so they compare directly.
+    """
 
     variant: str
     xs: tuple[float, ...]
     times_s: tuple[float, ...]
-    exponent: float
-    log_coefficient: float
+    model: str
+    slope: float
+    intercept: float
+    r2: float
+    rival_r2: float
+    declared: bool = False  # the model was declared, not chosen by the fit's quality
+
+    @property
+    def growth(self) -> float:
+        """The exponent of a power law; the factor per unit of x of an exponential."""
+        return self.slope if self.model == POWER else math.exp(self.slope)
+
+    def log_time(self, x: float) -> float:
+        return self.intercept + self.slope * (math.log(x) if self.model == POWER else x)
+
+    def describe(self, axis: str) -> str:
+        """ "power law: t ∝ batch^0.98" or "exponential: ×1.9 per qubit"."""
+        if self.model == POWER:
+            return f"{POWER}: t ∝ {axis}^{self.slope:.2f}"
+        unit = axis[:-1] if len(axis) > 1 and axis.endswith("s") else axis
+        return f"{EXPONENTIAL}: ×{self.growth:.3g} per {unit}"
 
 
 def _label(row: Comparison) -> str:
@@ -84,9 +116,34 @@ def memory_figure(rows: Sequence[Comparison], family: str, directory: Path) -> F
     return _save(fig, directory / f"{safe_name(family)}-memory.png", f"{family}: peak memory per variant")
 
 
-def scaling_fits(rows: Sequence[Comparison], case: str, axis: str) -> list[Scaling]:
-    """Power-law fits of median time against ``axis`` for every variant with >= 3 points, the
-    other parameters held at one value (the most common combination)."""
+def _fit(xs: np.ndarray, log_t: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares line log_t = intercept + slope * xs: (slope, intercept, R²)."""
+    slope, intercept = np.polyfit(xs, log_t, 1)
+    residual = float(np.sum((log_t - (intercept + slope * xs)) ** 2))
+    total = float(np.sum((log_t - log_t.mean()) ** 2))
+    return float(slope), float(intercept), 1.0 - residual / total if total > 0 else 1.0
+
+
+def fit_scaling(
+    variant: str, xs: Sequence[float], times_s: Sequence[float], model: str | None = None
+) -> Scaling:
+    """Both models fitted to the points; ``model`` (one of ``MODELS``) if declared, else the one
+    with the smaller residual of log t (the larger R²)."""
+    if model is not None and model not in MODELS:
+        raise ValueError(f"unknown scaling model {model!r}; one of {', '.join(MODELS)}")
+    x, log_t = np.asarray(xs, dtype=float), np.log(np.asarray(times_s, dtype=float))
+    fits = {POWER: _fit(np.log(x), log_t), EXPONENTIAL: _fit(x, log_t)}
+    chosen = model or max(MODELS, key=lambda m: fits[m][2])
+    (rival,) = (m for m in MODELS if m != chosen)
+    slope, intercept, r2 = fits[chosen]
+    return Scaling(
+        variant, tuple(xs), tuple(times_s), chosen, slope, intercept, r2, fits[rival][2], model is not None
+    )
+
+
+def scaling_fits(rows: Sequence[Comparison], case: str, axis: str, model: str | None = None) -> list[Scaling]:
+    """Fits of median time against ``axis`` for every variant with >= 3 points, the other
+    parameters held at one value (the most common combination); ``model`` as in ``fit_scaling``."""
     mine = [r for r in rows if r.case == case and r.median_s and axis in r.params and not r.overrides]
     others = [tuple((k, v) for k, v in r.params.items() if k != axis) for r in mine]
     if not others:
@@ -102,30 +159,44 @@ def scaling_fits(rows: Sequence[Comparison], case: str, axis: str) -> list[Scali
         if len(points) < 3 or any(x <= 0 for x, _ in points):
             continue
         xs, ts = zip(*points, strict=True)
-        slope, intercept = np.polyfit(np.log(xs), np.log(ts), 1)
-        fits.append(Scaling(variant, tuple(xs), tuple(ts), float(slope), float(intercept)))
+        fits.append(fit_scaling(variant, xs, ts, model))
     return fits
 
 
 def crossover(a: Scaling, b: Scaling) -> float | None:
-    """The parameter value where two fitted power laws meet, if inside the measured range."""
-    if math.isclose(a.exponent, b.exponent):
-        return None
-    x = math.exp((b.log_coefficient - a.log_coefficient) / (a.exponent - b.exponent))
+    """The parameter value where two fitted curves meet, if inside both measured ranges."""
     lo, hi = max(min(a.xs), min(b.xs)), min(max(a.xs), max(b.xs))
-    return x if lo <= x <= hi else None
+    if not lo < hi:
+        return None
+
+    def gap(x: float) -> float:
+        return a.log_time(x) - b.log_time(x)
+
+    # Two lines in (log) x meet at most once; a power law against an exponential at most twice:
+    # scan for the first sign change, then solve inside it.
+    grid = np.geomspace(lo, hi, 257) if a.model == b.model == POWER else np.linspace(lo, hi, 257)
+    for left, right in itertools.pairwise(float(x) for x in grid):
+        if gap(left) == 0:
+            return left
+        if gap(left) * gap(right) < 0:
+            return float(scipy.optimize.brentq(gap, left, right))
+    return None
 
 
-def scaling_figure(rows: Sequence[Comparison], case: str, axis: str, directory: Path) -> Figure | None:
-    fits = scaling_fits(rows, case, axis)
+def scaling_figure(
+    rows: Sequence[Comparison], case: str, axis: str, directory: Path, model: str | None = None
+) -> Figure | None:
+    fits = scaling_fits(rows, case, axis, model)
     if not fits:
         return None
+    exponential = any(fit.model == EXPONENTIAL for fit in fits)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for fit in fits:
-        (line,) = ax.plot(fit.xs, fit.times_s, "o", label=f"{fit.variant}: t ∝ {axis}^{fit.exponent:.2f}")
-        grid = np.geomspace(min(fit.xs), max(fit.xs), 50)
+        how = "declared" if fit.declared else f"R² {fit.r2:.3f} vs {fit.rival_r2:.3f}"
+        (line,) = ax.plot(fit.xs, fit.times_s, "o", label=f"{fit.variant} — {fit.describe(axis)} ({how})")
+        grid = np.linspace(min(fit.xs), max(fit.xs), 50)
         ax.plot(
-            grid, np.exp(fit.log_coefficient) * grid**fit.exponent, "-", color=line.get_color(), alpha=0.6
+            grid, [math.exp(fit.log_time(float(x))) for x in grid], "-", color=line.get_color(), alpha=0.6
         )
     for i, a in enumerate(fits):
         for b in fits[i + 1 :]:
@@ -141,14 +212,18 @@ def scaling_figure(rows: Sequence[Comparison], case: str, axis: str, directory: 
                     va="bottom",
                     transform=ax.get_xaxis_transform(),
                 )
-    ax.set_xscale("log")
+    # A straight line for the chosen model: semi-log for an exponential, log-log for power laws.
+    if not exponential:
+        ax.set_xscale("log")
     ax.set_yscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xticks(sorted({x for fit in fits for x in fit.xs}))
     ax.set_xlabel(axis)
     ax.set_ylabel("median time per call (s)")
-    ax.set_title(f"{case}: time against {axis} (log-log, fitted exponents)")
+    models = " and ".join(dict.fromkeys(fit.model for fit in fits))
+    scales = "semi-log" if exponential else "log-log"
+    ax.set_title(f"{case}: time against {axis} ({scales}; fits: {models})", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     return _save(
@@ -164,8 +239,15 @@ def _save(fig: plt.Figure, path: Path, title: str) -> Figure:
     return Figure(title, path)
 
 
-def report_figures(rows: Sequence[Comparison], directory: Path) -> list[Figure]:
-    """Every figure the rows support: per family speedups and memory, per case and numeric axis scaling."""
+def report_figures(
+    rows: Sequence[Comparison],
+    directory: Path,
+    models: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[Figure]:
+    """Every figure the rows support: per family speedups and memory, per case and numeric axis
+    scaling; ``models`` declares a case's scaling model per axis ({case: {axis: model}}), where
+    it is not to be chosen by the fit's quality."""
+    models = models or {}
     figures: list[Figure] = []
     for family in dict.fromkeys(r.family for r in rows):
         for make in (speedup_figure, memory_figure):
@@ -181,7 +263,7 @@ def report_figures(rows: Sequence[Comparison], directory: Path) -> list[Figure]:
             if isinstance(v, (int, float)) and not isinstance(v, bool)
         }
         for axis in sorted(axes):
-            figure = scaling_figure(rows, case, axis, directory)
+            figure = scaling_figure(rows, case, axis, directory, models.get(case, {}).get(axis))
             if figure:
                 figures.append(figure)
     return figures

@@ -24,6 +24,7 @@ from bench.environment import machine_kind
 from bench.errors import BenchError, ResultsError, SelectionError
 from bench.gate import gate, load_rules
 from bench.history import load_history
+from bench.options import RunOptions, add_cli_arguments
 from bench.profiling import profile_case
 from bench.registry import REGISTRY
 from bench.render import format as fmt
@@ -33,7 +34,7 @@ from bench.render.history import render_history
 from bench.render.plots import report_figures
 from bench.render.report import render_report
 from bench.results import Run, load_runs, pool_runs
-from bench.runner import Outcome, marker_expression, pytest_args, run_pytest
+from bench.runner import Outcome, pytest_args, run_pytest
 
 OK, FAILURES, UNUSABLE, INTERRUPTED = 0, 1, 2, 130
 
@@ -52,9 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def selection(p: argparse.ArgumentParser) -> None:
+    def selection(p: argparse.ArgumentParser, command: str) -> None:
         p.add_argument("-k", dest="select", metavar="EXPR", help="pytest -k expression over item names")
-        p.add_argument("--profile", choices=PROFILES, default="quick", help="grid sizes (default: quick)")
+        add_cli_arguments(p, command)  # --profile, --device, ...: declared once in bench.options
         p.add_argument(
             "-m",
             dest="markers",
@@ -64,40 +65,12 @@ def _parser() -> argparse.ArgumentParser:
         )
 
     p_list = sub.add_parser("list", help="list the benchmark items a selection gives")
-    selection(p_list)
-    p_list.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    selection(p_list, "list")
 
     p_run = sub.add_parser("run", help="check, probe and time the selected items; write JSON and a report")
-    selection(p_run)
-    p_run.add_argument(
-        "--device",
-        choices=DEVICE_CHOICES,
-        default="auto",
-        help="cpu, cuda (exit 2 without CUDA), auto (CUDA if usable else CPU), all",
-    )
+    selection(p_run, "run")
     p_run.add_argument("--json", type=Path, help="results file (default: results/run-<time>.json)")
     p_run.add_argument("--report", type=Path, help="markdown report (default: the JSON path with .md)")
-    p_run.add_argument(
-        "--time-limit",
-        type=float,
-        metavar="SECONDS",
-        help="stop any item running longer than this (default: each case's own limit)",
-    )
-    p_run.add_argument("--no-probes", action="store_true", help="skip the memory/FLOP/GPU probe pass")
-    p_run.add_argument(
-        "--threads",
-        type=int,
-        metavar="N",
-        help="torch intra-op threads (default: torch's own, usually the core count)",
-    )
-    p_run.add_argument(
-        "--profile-traces",
-        nargs="?",
-        const=Path("reports/traces"),
-        type=Path,
-        metavar="DIR",
-        help="also record a torch.profiler trace of every item (default DIR: reports/traces)",
-    )
 
     p_report = sub.add_parser("report", help="write the markdown report of one or more results files")
     p_report.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json")
@@ -162,13 +135,18 @@ def _selection_error(args: argparse.Namespace, outcome: Outcome, err: Console) -
     if outcome.exit_code == 4:
         err.print("[red]error:[/] pytest rejected the arguments (see above)")
         return UNUSABLE
+    if not outcome.suites:
+        err.print(
+            "[red]error:[/] this project declares no suites: add\n\n"
+            + escape('  [tool.bench]\n  suites = ["suites"]\n\n')
+            + "to its pyproject.toml (or run `bench init`), then put suite files in that folder."
+        )
+        return UNUSABLE
     if not outcome.items:
+        options = RunOptions.from_namespace(args)
         what = " ".join(
             f"{flag} {value!r}"
-            for flag, value in (
-                ("-k", getattr(args, "select", None)),
-                ("-m", marker_expression(args.profile, getattr(args, "markers", None))),
-            )
+            for flag, value in (("-k", options.keyword), ("-m", options.marker_expression))
             if value
         )
         err.print(
@@ -181,17 +159,9 @@ def _selection_error(args: argparse.Namespace, outcome: Outcome, err: Console) -
 
 def cmd_list(args: argparse.Namespace) -> int:
     err = _console(stderr=True)
-    plan_devices(args.device)
-    outcome = run_pytest(
-        pytest_args(
-            profile=args.profile,
-            device=args.device,
-            select=args.select,
-            markers=args.markers,
-            collect_only=True,
-        ),
-        None,
-    )
+    options = RunOptions.from_namespace(args)
+    plan_devices(options.device)
+    outcome = run_pytest(pytest_args(options, collect_only=True), None)
     problem = _selection_error(args, outcome, err)
     if problem is not None:
         return problem
@@ -209,33 +179,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     out, err = _console(), _console(stderr=True)
-    plan = plan_devices(args.device)
+    options = RunOptions.from_namespace(args)
+    plan = plan_devices(options.device)
     for device, reason in plan.skipped:
         err.print(f"[yellow]note:[/] {device} items are skipped: {reason}")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     json_path = args.json or Path("results") / f"run-{stamp}.json"
     report_path = args.report or json_path.with_suffix(".md")
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    extra = []
-    if args.time_limit:
-        extra.append(f"--bench-time-limit={args.time_limit}")
-    if args.no_probes:
-        extra.append("--bench-no-probes")
-    if args.threads is not None:
-        extra.append(f"--bench-threads={args.threads}")
-    if args.profile_traces:
-        extra.append(f"--bench-traces={args.profile_traces}")
-    outcome = run_pytest(
-        pytest_args(
-            profile=args.profile,
-            device=args.device,
-            select=args.select,
-            markers=args.markers,
-            json_path=json_path,
-            extra=extra,
-        ),
-        err,
-    )
+    outcome = run_pytest(pytest_args(options, json_path=json_path), err)
     problem = _selection_error(args, outcome, err)
     if problem is not None:
         return problem

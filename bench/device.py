@@ -12,8 +12,7 @@ from typing import Any
 import torch
 
 from bench.errors import CaseTimeout, DeviceUnavailableError, SelectionError
-
-DEVICE_CHOICES = ("cpu", "cuda", "auto", "all")
+from bench.options import DEVICE_CHOICES as DEVICE_CHOICES  # the choices live with the run options
 
 
 @dataclass(frozen=True)

@@ -33,3 +33,8 @@ class MismatchError(BenchError):
 
 class RulesError(BenchError):
     """A gate rules file is unreadable or declares unknown or invalid settings."""
+
+
+class SuiteError(BenchError):
+    """A project's declared suites cannot be used: a bad declaration, a missing folder, a suite
+    file that fails to import or registers no case."""

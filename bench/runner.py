@@ -1,4 +1,4 @@
-"""Driving pytest for `bench list` and `bench run`: arguments per profile, progress, outcome."""
+"""Driving pytest for `bench list` and `bench run`: the arguments from the run options, progress, outcome."""
 
 from __future__ import annotations
 
@@ -13,20 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-# pytest-benchmark settings per profile: quick keeps the whole suite to minutes on 2 cores.
-PROFILE_TIMING: dict[str, list[str]] = {
-    "quick": ["--benchmark-min-rounds=5", "--benchmark-max-time=0.25", "--benchmark-min-time=0.0002"],
-    "full": ["--benchmark-min-rounds=10", "--benchmark-max-time=2.0", "--benchmark-min-time=0.0005"],
-}
-
-# pytest -m expression per profile when none is given: the quick pass leaves out the cases marked
-# `slow` (cold torch.compile, multi-process DDP: minutes each on a 2-core CPU).
-PROFILE_MARKERS: dict[str, str] = {"quick": "not slow", "full": ""}
-
-
-def marker_expression(profile: str, given: str | None) -> str:
-    """The -m expression a run uses: the one given (even empty, meaning every case), else the profile's."""
-    return PROFILE_MARKERS[profile] if given is None else given
+from bench.options import RunOptions
+from bench.plugin import suites_of
 
 
 @dataclass
@@ -40,6 +28,7 @@ class Outcome:
     skipped: int = 0
     collection_errors: list[str] = field(default_factory=list)
     interrupted: bool = False
+    suites: list[Path] = field(default_factory=list)  # the declared suite folders; empty: none declared
 
 
 class _Reporter:
@@ -61,6 +50,7 @@ class _Reporter:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.outcome.items = list(session.items)
+        self.outcome.suites = suites_of(session.config)
         self.total = len(session.items)
         # A live bar only on a terminal; logs (CI) get one line per finished item instead.
         if (
@@ -119,36 +109,36 @@ class _Reporter:
 
 
 def pytest_args(
+    options: RunOptions | None = None,
     *,
-    profile: str,
-    device: str,
+    profile: str = "quick",
+    device: str = "auto",
     select: str | None = None,
     markers: str | None = None,
     json_path: Path | None = None,
     collect_only: bool = False,
     extra: Sequence[str] = (),
 ) -> list[str]:
+    """pytest's arguments for a run with these options (or the keyword ones, for older callers).
+
+    The profile's timing and marker default are not spelled out here: the plugin applies them, so
+    this run and `pytest --benchmark-only --bench-profile P` select and time the same items.
+    """
+    if options is None:
+        options = RunOptions(profile=profile, device=device, keyword=select, markers=markers)
     args = [
         "--benchmark-only",
         "--benchmark-quiet",
-        f"--bench-profile={profile}",
-        f"--bench-device={device}",
         "-p",
         "no:terminal",
         "-p",
         "no:cacheprovider",
         "-W",
         "ignore::pytest.PytestAssertRewriteWarning",
+        *options.pytest_args(),
     ]
-    if select:
-        args += ["-k", select]
-    expression = marker_expression(profile, markers)
-    if expression:
-        args += ["-m", expression]
     if collect_only:
         args.append("--collect-only")
-    else:
-        args += PROFILE_TIMING[profile]
     if json_path is not None:
         args.append(f"--benchmark-json={json_path}")
     return args + list(extra)

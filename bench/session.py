@@ -22,7 +22,8 @@ from bench.case import REFERENCE, Case, MeasureContext, Variant, point_id
 from bench.correctness import judge
 from bench.device import DevicePlan, plan_devices, preserved_knobs, strict_fp32, time_limit
 from bench.environment import describe, load_average
-from bench.errors import BenchError, CaseTimeout, MismatchError, SelectionError
+from bench.errors import BenchError, CaseTimeout, MismatchError
+from bench.options import RunOptions
 from bench.paired import paired_speedup
 from bench.probes import count_flops, cpu_peak, cuda_peak, sample_gpu
 from bench.profiling import record_trace, safe_name, trace_dir
@@ -94,24 +95,21 @@ def _dtype_of(inputs: Mapping[str, Any]) -> str | None:
 class BenchSession:
     """State of one pytest run of the harness: options, the reference cache, failures."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, options: RunOptions | None = None) -> None:
         self.config = config
-        self.profile: str = config.getoption("bench_profile")
-        self.device_choice: str = config.getoption("bench_device")
-        self.time_limit_s: float | None = config.getoption("bench_time_limit")
-        self.probes: bool = not config.getoption("bench_no_probes")
-        paired = config.getoption("bench_paired_budget")
+        self.options = options if options is not None else RunOptions.from_config(config)
+        self.profile: str = self.options.profile
+        self.device_choice: str = self.options.device
+        self.time_limit_s: float | None = self.options.time_limit_s
+        self.probes: bool = self.options.probes
+        paired = self.options.paired_budget_s
         # Paired rounds get as long as pytest-benchmark's rounds of one item, unless told otherwise.
         self.paired_budget_s: float = float(
             config.getoption("benchmark_max_time") if paired is None else paired
         )
-        threads = config.getoption("bench_threads")
-        if threads is not None:
-            if threads < 1:
-                raise SelectionError(f"--bench-threads must be at least 1, got {threads}")
-            torch.set_num_threads(threads)
-        traces = config.getoption("bench_traces")
-        self.traces: Path | None = Path(traces) if traces else None
+        if self.options.threads is not None:
+            torch.set_num_threads(self.options.threads)
+        self.traces: Path | None = self.options.traces
         self.plan: DevicePlan = plan_devices(self.device_choice)
         self.cases: dict[str, Case] = {}
         self.left_out: dict[str, list[str]] = {}
@@ -127,17 +125,6 @@ class BenchSession:
         self._timing: Any = None  # the benchmark fixture whose rounds are running, until they end
 
     # -- collection ---------------------------------------------------------------------------
-
-    def suite_dirs(self) -> list[Path]:
-        configured = self.config.getini("bench_suites")
-        if configured:
-            return [Path(p).resolve() for p in configured]
-        return [self.config.rootpath / "suites"]
-
-    def is_suite_file(self, path: Path) -> bool:
-        if path.suffix != ".py" or path.name in ("__init__.py", "conftest.py"):
-            return False
-        return path.parent.resolve() in self.suite_dirs()
 
     def items_for(self, case: Case) -> Iterator[tuple[ItemSpec, str | None]]:
         """Every item of a case with, for devices this run skips, the reason."""
@@ -370,7 +357,7 @@ class BenchSession:
             if case is not None:
                 self.cases.setdefault(case.name, case)
         self.left_out = {}
-        left_out_by_markers = _marker_filter(self.config)
+        left_out_by_markers = _marker_filter(self.config, self.options.marker_expression)
         for item in self.deselected:
             case = self.item_cases.get(item.nodeid)
             if case is not None and case.name not in self.cases and left_out_by_markers(item):
@@ -450,8 +437,8 @@ class BenchSession:
             },
             "timing": self.timing_options(),
             "selection": {
-                "keyword": self.config.getoption("keyword") or None,
-                "markers": self.config.getoption("markexpr") or None,
+                "keyword": self.options.keyword,
+                "markers": self.options.marker_expression or None,
                 # Cases that -k selects but -m keeps out of this run (by default the quick
                 # profile's `slow` cases), with their markers.
                 "left_out": self.left_out,
@@ -479,9 +466,9 @@ class BenchSession:
         }
 
 
-def _marker_filter(config: pytest.Config) -> Callable[[pytest.Item], bool]:
+def _marker_filter(config: pytest.Config, markexpr: str) -> Callable[[pytest.Item], bool]:
     """A test of whether -k would keep an item and -m alone deselects it (expressions compiled once)."""
-    keyword, markexpr = config.getoption("keyword"), config.getoption("markexpr")
+    keyword = config.getoption("keyword")
     keyword_expr = Expression.compile(keyword) if keyword else None
     marker_expr = Expression.compile(markexpr) if markexpr else None
 

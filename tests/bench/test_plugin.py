@@ -127,6 +127,160 @@ def test_plain_benchmark_only_collects_the_suites(toy_project: Path) -> None:
     assert "suites/toy.py::toy.square[n8-cpu-reference]" in proc.stdout
 
 
+# -- a good citizen: inert in projects that declare no suites ------------------------------------
+
+PLAIN_TEST = "def test_sum(benchmark):\n    assert benchmark(sum, range(100)) == 4950\n"
+HEAVY = ("torch", "pandas", "matplotlib", "pennylane", "numpy", "scipy")
+
+
+def _plain_project(tmp_path: Path) -> Path:
+    (tmp_path / "test_plain.py").write_text(PLAIN_TEST)
+    # A folder named suites/ is not a declaration: importing this file would fail the run.
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "model.py").write_text("raise RuntimeError('suites/ must not be imported')\n")
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "plain"\n')
+    return tmp_path
+
+
+def test_plain_project_benchmark_only_is_unchanged(tmp_path: Path) -> None:
+    project = _plain_project(tmp_path)
+    outputs = {}
+    for label, extra in (("with", []), ("without", ["-p", "no:bench"])):
+        out = project / f"{label}.json"
+        proc = run_in(project, "-m", "pytest", "--benchmark-only", f"--benchmark-json={out}", *extra)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        doc = json.loads(out.read_text())
+        outputs[label] = (doc["benchmarks"][0]["name"], doc["benchmarks"][0]["options"], "bench" in doc)
+        assert "1 passed" in proc.stdout
+    # Same test, same pytest-benchmark timing options, no harness data.
+    assert outputs["with"] == outputs["without"] == (outputs["with"][0], outputs["without"][1], False)
+
+
+def test_loading_the_plugin_imports_nothing_heavy(tmp_path: Path) -> None:
+    project = _plain_project(tmp_path)
+    script = (
+        "import sys, pytest\n"
+        "code = pytest.main(['--co', '-q', '-p', 'no:cacheprovider', '--benchmark-only'])\n"
+        "assert 'bench.plugin' in sys.modules, 'the plugin did not load'\n"
+        f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules], int(code))\n"
+    )
+    proc = run_in(project, "-c", script)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "HEAVY [] 0" in proc.stdout, proc.stdout
+
+
+def test_declared_suites_load_the_harness(toy_project: Path) -> None:
+    script = (
+        "import sys, pytest\n"
+        "pytest.main(['--co', '-q', '-p', 'no:cacheprovider', '--benchmark-only'])\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+    )
+    proc = run_in(toy_project, "-c", script)
+    assert "TORCH True" in proc.stdout and "toy.square[n8-cpu-reference]" in proc.stdout, proc.stdout
+
+
+# -- cases in any repo: [tool.bench], nested folders, files imported by path ---------------------
+
+SUITE = """
+from bench import Case, Grid, register
+from helpers import double  # the project root's own code: on sys.path without pythonpath
+
+
+def setup(params, device):
+    return {{"n": params["n"]}}
+
+
+register(Case(name="{name}", setup=setup, reference=double, variants={{"again": lambda n: n * 2}},
+              grids={{"quick": Grid(n=[1]), "full": Grid(n=[1, 2])}}, devices=("cpu",)))
+"""
+
+
+def _tool_bench_project(tmp_path: Path) -> Path:
+    (tmp_path / "pyproject.toml").write_text('[tool.bench]\nsuites = ["benchmarks"]\n')
+    (tmp_path / "helpers.py").write_text("def double(n):\n    return n * 2\n")
+    # Two files of one name in different nested folders, no __init__.py anywhere.
+    for folder, name in (("benchmarks/vision/deep", "vision.double"), ("benchmarks/audio", "audio.double")):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "cases.py").write_text(SUITE.format(name=name))
+    (tmp_path / "benchmarks" / "_shared.py").write_text("raise RuntimeError('helpers are not suites')\n")
+    return tmp_path
+
+
+def test_tool_bench_table_nested_folders_and_files_imported_by_path(tmp_path: Path) -> None:
+    project = _tool_bench_project(tmp_path)
+    proc = run_in(project, "-m", "pytest", "--benchmark-only", "--collect-only", "-q")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "benchmarks/vision/deep/cases.py::vision.double[n1-cpu-reference]" in proc.stdout
+    assert "benchmarks/audio/cases.py::audio.double[n1-cpu-again]" in proc.stdout
+    proc = run_in(project, "-m", "bench.cli", "list", "--profile", "full")
+    assert proc.returncode == 0, proc.stderr
+    assert "8 benchmark items" in proc.stdout, proc.stdout
+
+
+def test_bench_suites_ini_option_declares_suites(tmp_path: Path) -> None:
+    project = _tool_bench_project(tmp_path)
+    (project / "pyproject.toml").unlink()
+    (project / "pytest.ini").write_text("[pytest]\nbench_suites = benchmarks/audio\n")
+    proc = run_in(project, "-m", "pytest", "--benchmark-only", "--collect-only", "-q")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "audio.double[n1-cpu-reference]" in proc.stdout and "vision" not in proc.stdout
+
+
+def test_a_suite_file_that_registers_nothing_or_fails_is_a_clear_error(tmp_path: Path) -> None:
+    project = _tool_bench_project(tmp_path)
+    (project / "benchmarks" / "empty.py").write_text("x = 1\n")
+    (project / "benchmarks" / "broken.py").write_text("import torch\nfrom nowhere import model\n")
+    proc = run_in(project, "-m", "bench.cli", "list")
+    assert proc.returncode == 2
+    assert "benchmarks/empty.py registers no cases" in proc.stderr
+    assert (
+        "benchmarks/broken.py failed to import: ModuleNotFoundError: No module named 'nowhere'" in proc.stderr
+    )
+    assert "broken.py:2" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_declared_suites_that_do_not_exist_are_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.bench]\nsuites = ["nowhere"]\n')
+    proc = run_in(tmp_path, "-m", "pytest", "--benchmark-only")
+    assert proc.returncode == 4
+    assert "declared suite folder(s) not found" in proc.stderr and "nowhere" in proc.stderr
+    (tmp_path / "pyproject.toml").write_text('[tool.bench]\nsuites = "benchmarks"\n')
+    proc = run_in(tmp_path, "-m", "pytest", "--benchmark-only")
+    assert proc.returncode == 4 and 'needs suites = ["folder", ...]' in proc.stderr
+
+
+def test_bench_commands_say_when_no_suites_are_declared(tmp_path: Path) -> None:
+    project = _plain_project(tmp_path)
+    proc = run_in(project, "-m", "bench.cli", "list")
+    assert proc.returncode == 2
+    assert "declares no suites" in proc.stderr and "[tool.bench]" in proc.stderr
+
+
+# -- registration: cases belong to the file whose top level runs ---------------------------------
+
+
+def test_register_from_a_helper_belongs_to_the_suite_file(tmp_path: Path) -> None:
+    from bench.errors import CaseDefinitionError
+    from bench.registry import REGISTRY, load_suite
+
+    (tmp_path / "reghelper_mod.py").write_text(
+        "from bench import Case, Grid, register\n"
+        "def declare(name):\n"
+        "    register(Case(name=name, setup=lambda p, d: {}, reference=lambda: 0, variants={},\n"
+        "                  grids={'quick': Grid(n=[1]), 'full': Grid(n=[1])}))\n"
+    )
+    suite = tmp_path / "suite_a.py"
+    suite.write_text("from reghelper_mod import declare\ndeclare('regtest.one')\ndeclare('regtest.two')\n")
+    cases = load_suite(suite, tmp_path)
+    assert [c.name for c in cases] == ["regtest.one", "regtest.two"]
+    assert load_suite(suite, tmp_path) == cases  # imported once
+    other = tmp_path / "suite_b.py"
+    other.write_text("from reghelper_mod import declare\ndeclare('regtest.one')\n")
+    with pytest.raises(CaseDefinitionError, match=r"declared twice: in .*suite_a\.py and in .*suite_b\.py"):
+        load_suite(other, tmp_path)
+    assert REGISTRY.from_file(suite) == cases
+
+
 def test_prepare_kwargs_and_measures_context(toy_project: Path) -> None:
     # The toy project's configuration, with a suite of prepared implementations beside the toy one.
     shutil.copy(Path(__file__).parent / "data" / "prepared_suite.py", toy_project / "suites" / "prepared.py")

@@ -35,6 +35,7 @@ from bench.render.plots import report_figures
 from bench.render.report import render_report
 from bench.results import Run, load_runs, pool_runs
 from bench.runner import Outcome, pytest_args, run_pytest
+from bench.scaffold import write_scaffold
 
 OK, FAILURES, UNUSABLE, INTERRUPTED = 0, 1, 2, 130
 
@@ -63,6 +64,21 @@ def _parser() -> argparse.ArgumentParser:
             help="pytest -m expression over markers (gpu, quantum, slow); default: 'not slow' for the "
             "quick profile, every case for full; -m '' takes every case",
         )
+
+    p_init = sub.add_parser("init", help="write a commented suite file for your function, and declare it")
+    p_init.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        metavar="PATH",
+        help="the suite file to write, or a folder for it (default: suites/<module>.py)",
+    )
+    p_init.add_argument(
+        "--function",
+        metavar="MODULE:CALLABLE",
+        help="the function to benchmark, e.g. mymodel:forward (default: a small example to edit)",
+    )
+    p_init.add_argument("--force", action="store_true", help="overwrite the suite file if it exists")
 
     p_list = sub.add_parser("list", help="list the benchmark items a selection gives")
     selection(p_list, "list")
@@ -155,6 +171,18 @@ def _selection_error(args: argparse.Namespace, outcome: Outcome, err: Console) -
         )
         return UNUSABLE
     return None
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    scaffold = write_scaffold(Path.cwd(), args.path, args.function, force=args.force)
+    err = _console(stderr=True)
+    err.print(f"wrote {escape(str(scaffold.suite_file))}")
+    err.print(escape(scaffold.declaration))
+    err.print(
+        f"next: edit {escape(str(scaffold.suite_file))} (its comments say what to change), then\n"
+        "  bench list\n  bench run\n  pytest --benchmark-only"
+    )
+    return OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -350,6 +378,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
+    "init": cmd_init,
     "list": cmd_list,
     "run": cmd_run,
     "report": cmd_report,

@@ -19,6 +19,7 @@ from rich.table import Table
 from bench.case import PROFILES
 from bench.claims import ClaimResult, audit
 from bench.compare import Comparison, compare_runs
+from bench.counts import DEFAULT_LIMIT_S, ItemCount, count_items, merge_into, require_valgrind
 from bench.device import DEVICE_CHOICES, plan_devices
 from bench.environment import machine_kind
 from bench.errors import BenchError, ResultsError, SelectionError
@@ -87,6 +88,25 @@ def _parser() -> argparse.ArgumentParser:
     selection(p_run, "run")
     p_run.add_argument("--json", type=Path, help="results file (default: results/run-<time>.json)")
     p_run.add_argument("--report", type=Path, help="markdown report (default: the JSON path with .md)")
+    p_run.add_argument(
+        "--counts",
+        action="store_true",
+        help="also count each CPU item's instructions per call under valgrind's callgrind (deterministic; "
+        "the gate's primary signal on CPU)",
+    )
+    p_run.add_argument(
+        "--counts-cache",
+        action="store_true",
+        help="with --counts: callgrind's cache simulation too (cache misses per call; slower)",
+    )
+    p_run.add_argument(
+        "--counts-limit",
+        type=float,
+        default=DEFAULT_LIMIT_S,
+        metavar="SECONDS",
+        help="with --counts: stop counting an item after this long under valgrind "
+        f"(default {DEFAULT_LIMIT_S:g})",
+    )
 
     p_report = sub.add_parser("report", help="write the markdown report of one or more results files")
     p_report.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json")
@@ -209,6 +229,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out, err = _console(), _console(stderr=True)
     options = RunOptions.from_namespace(args)
     plan = plan_devices(options.device)
+    if args.counts or args.counts_cache:
+        require_valgrind()  # before the timing, not after minutes of it
     for device, reason in plan.skipped:
         err.print(f"[yellow]note:[/] {device} items are skipped: {reason}")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -224,6 +246,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"[red]error:[/] no results were written to {json_path} (pytest exit code {outcome.exit_code})"
         )
         return FAILURES
+    if args.counts or args.counts_cache:
+        _count_pass(args, json_path, err)
     runs = load_runs([json_path])
     rows = compare_runs(runs)
     claims = [c for run in runs for c in audit(run)]
@@ -236,6 +260,43 @@ def cmd_run(args: argparse.Namespace) -> int:
         err.print("[yellow]interrupted:[/] the results above are the items finished before the interrupt")
         return INTERRUPTED
     return FAILURES if outcome.failed else OK
+
+
+def _count_pass(args: argparse.Namespace, json_path: Path, err: Console) -> None:
+    """Count the run's timed CPU items under callgrind and write the counts into its JSON."""
+    doc = json.loads(json_path.read_text())
+    nodeids = [
+        entry["fullname"]
+        for entry in doc.get("benchmarks", [])
+        if ((entry.get("extra_info") or {}).get("bench") or {}).get("device") == "cpu"
+    ]
+    if not nodeids:
+        err.print("[yellow]note:[/] no CPU item was timed, so none was counted")
+        return
+    err.print(
+        f"counting instructions of {len(nodeids)} CPU items under callgrind (one process, ~20 s to start)"
+    )
+    done = 0
+
+    def progress(count: ItemCount) -> None:
+        nonlocal done
+        done += 1
+        what = (
+            f"{count.instructions_per_call:,.0f} instructions"
+            if count.instructions_per_call
+            else count.reason
+        )
+        err.print(f"[{done}/{len(nodeids)}] {escape(count.nodeid.rsplit('::', 1)[-1])}: {escape(str(what))}")
+
+    counts, context = count_items(
+        nodeids,
+        pytest_args(profile=args.profile, device="cpu", markers=args.markers, collect_only=True),
+        limit_s=args.counts_limit,
+        cache_sim=args.counts_cache,
+        on_item=progress,
+    )
+    merged = merge_into(json_path, counts, context)
+    err.print(f"counted {merged} of {len(nodeids)} items in {context['seconds']:.0f} s ({context['tool']})")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -313,35 +374,51 @@ def baseline_name(run: Run) -> str:
     return f"{machine_kind(run.environment)}-{run.profile}"
 
 
-def baseline_for(current: Run, where: Path) -> list[Path]:
-    """The baseline runs: `where` itself, or from a folder of baselines the ones for this machine kind.
+def baseline_for(current: Run, where: Path) -> tuple[list[Path], str]:
+    """The baseline runs and, when they come from another kind of machine, a note saying so.
 
-    A saved baseline is `<kind>-<profile>.json` (one run) or a folder `<kind>-<profile>/` (several).
+    ``where`` is a results file, or a folder of saved baselines: ``<kind>-<profile>.json`` (one
+    run) or ``<kind>-<profile>/`` (several). The folder's baseline for this machine kind is taken;
+    failing that, one of the same profile from another machine (the same device type and core
+    count first): the gate then applies the rules that hold across machines and lists the others
+    as not comparable. Only a folder with nothing for this profile is unusable.
     """
     if not where.is_dir():
-        return [where]
+        return [where], ""
+    saved: dict[str, list[Path]] = {}
+    for entry in sorted(where.iterdir()):
+        if entry.is_dir() and sorted(entry.glob("*.json")):
+            saved[entry.name] = sorted(entry.glob("*.json"))
+        elif entry.suffix == ".json":
+            saved[entry.stem] = [entry]
     name = baseline_name(current)
-    if (where / name).is_dir():
-        runs = sorted((where / name).glob("*.json"))
-        if runs:
-            return runs
-    if (where / f"{name}.json").exists():
-        return [where / f"{name}.json"]
-    present = (
-        ", ".join(sorted(p.name for p in where.iterdir() if p.suffix == ".json" or p.is_dir())) or "none"
+    if name in saved:
+        return saved[name], ""
+    profile = f"-{current.profile}"
+    same_profile = [n for n in saved if n.endswith(profile)]
+    if not same_profile:
+        raise ResultsError(
+            f"{where} has no baseline for the {current.profile!r} profile (present: "
+            f"{', '.join(saved) or 'none'}). Save one with `bench baseline save RESULTS.json --dir {where}`, "
+            "or name a file."
+        )
+    kind = name.removesuffix(profile)
+    device, cores = kind.split("-")[0], kind.split("-")[1] if kind.count("-") else ""
+    chosen = min(
+        same_profile,
+        key=lambda n: (not n.startswith(f"{device}-"), not n.startswith(f"{device}-{cores}-"), n),
     )
-    raise ResultsError(
-        f"{where} has no baseline for this machine and profile ({name}.json or {name}/; present: "
-        f"{present}). Save one with `bench baseline save RESULTS.json --dir {where}`, or name a file."
+    return saved[chosen], (
+        f"no baseline for this machine ({name}) in {where}; using {chosen}, from another machine"
     )
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
     currents = load_runs(args.current)
-    baseline_paths = baseline_for(currents[0], args.baseline)
+    baseline_paths, note = baseline_for(currents[0], args.baseline)
     current, baseline = pool_runs(currents), pool_runs(load_runs(baseline_paths))
     result = gate(current, baseline, load_rules(args.rules))
-    text = render_gate(result, _describe(args.current), _describe(baseline_paths))
+    text = render_gate(result, _describe(args.current), _describe(baseline_paths), note)
     sys.stdout.write(text + "\n")
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:

@@ -1,4 +1,10 @@
-"""Regression rules and verdicts of a run against a baseline run."""
+"""Regression rules and verdicts of a run against a baseline run.
+
+Two engines: instruction counts (bench.counts), deterministic, the primary verdict on CPU where a
+record has them; wall clock (ratio and absolute rules) for what counts cannot see (CUDA, threads,
+memory-bound changes) and for records without counts. Where both implementations' counts are
+unchanged, a wall-clock change is a warning, not a regression, unless the rules say otherwise.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +23,15 @@ from bench.errors import ResultsError, RulesError
 from bench.results import Record, Run
 from bench.stats import paired_change_interval, slower_p_value, speedup_change_interval
 
-REGRESSION, IMPROVEMENT, UNCHANGED, NOT_COMPARABLE = (
+REGRESSION, IMPROVEMENT, UNCHANGED, NOT_COMPARABLE, WARNING = (
     "regression",
     "improvement",
     "unchanged",
     "not comparable",
+    "warning",
 )
+STATUSES = (REGRESSION, IMPROVEMENT, WARNING, UNCHANGED, NOT_COMPARABLE)
+WALL_CLOCK_RULES = ("ratio", "absolute")
 # What must match for absolute times (and CUDA bytes) of two runs to be comparable.
 MACHINE_KEYS = ("cpu_model", "cpu_count", "threads", "torch", "python", "cuda")
 
@@ -42,6 +51,18 @@ class Rules:
     absolute: bool = False
     counts: bool = True
     correctness: bool = True
+    # Instructions per call (callgrind) may rise by at most this fraction; counts are exact, so
+    # the threshold is about what a change of the code is worth flagging, not about noise.
+    instruction_threshold: float = 0.01
+    instructions: bool = True
+    # Where both implementations' counts are unchanged, a wall-clock finding is only a warning.
+    counts_decide: bool = True
+    # A speedup measured on another CPU model moves with the CPU (vector units, caches, MKL's
+    # kernels): there a ratio finding is only a warning unless this is true.
+    ratio_across_cpus: bool = False
+    # Plain pytest-benchmark records have no reference to form a ratio: the absolute rule (with
+    # its significance test) judges them, on the same machine.
+    plain_absolute: bool = True
 
 
 @dataclass(frozen=True)
@@ -134,9 +155,7 @@ class GateResult:
         return {
             "same_machine": self.same_machine,
             "machine_note": self.machine_note,
-            "counts": {
-                s: len(self.with_status(s)) for s in (REGRESSION, IMPROVEMENT, UNCHANGED, NOT_COMPARABLE)
-            },
+            "counts": {s: len(self.with_status(s)) for s in STATUSES},
             "findings": [f.__dict__ for f in self.findings],
         }
 
@@ -149,6 +168,63 @@ def machine_difference(current: Run, baseline: Run) -> str:
     if gpu_now != gpu_before:
         diffs.append(f"gpu: {gpu_before!r} -> {gpu_now!r}")
     return "; ".join(diffs)
+
+
+def code_path_difference(now: Record, before: Record) -> str:
+    """Empty when both counts ran the same code (torch build, CPU capability, tool, pins)."""
+    a = (before.counts or {}).get("code_path") or {}
+    b = (now.counts or {}).get("code_path") or {}
+    return "; ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted({*a, *b}) if a.get(k) != b.get(k))
+
+
+def _instruction_finding(
+    base: tuple[str, str, str, str], rules: Rules, now: Record, before: Record
+) -> Finding | None:
+    """The count rule: instructions per call against the baseline's, on the same code path."""
+    if now.counts is None or before.counts is None:
+        return None
+    n, b = now.instructions_per_call, before.instructions_per_call
+    if n is None or b is None:
+        reason = (now.counts if n is None else before.counts).get("reason") or "no count"
+        side = "this run" if n is None else "the baseline"
+        return Finding(
+            *base, rule="instructions", status=NOT_COMPARABLE, detail=f"not counted in {side}: {reason}"
+        )
+    path = code_path_difference(now, before)
+    if path:
+        return Finding(
+            *base,
+            rule="instructions",
+            status=NOT_COMPARABLE,
+            before=b,
+            now=n,
+            detail=f"counted on another code path ({path})",
+        )
+    change = n / b - 1 if b else (0.0 if n == b else math.inf)
+    if change > rules.instruction_threshold:
+        status = REGRESSION
+    elif change < -rules.instruction_threshold:
+        status = IMPROVEMENT
+    else:
+        status = UNCHANGED
+    return Finding(
+        *base,
+        rule="instructions",
+        status=status,
+        before=b,
+        now=n,
+        change=change,
+        detail=f"instructions per call may rise by {rules.instruction_threshold:.1%} (callgrind)",
+    )
+
+
+def _demote(finding: Finding, why: str) -> Finding:
+    """A wall-clock verdict that another signal outranks: kept, shown, but not failing."""
+    if finding.status not in (REGRESSION, IMPROVEMENT):
+        return finding
+    return replace(
+        finding, status=WARNING, detail=f"{finding.detail}; {finding.status} by wall clock only: {why}"
+    )
 
 
 def _index(records: Iterable[Record]) -> dict[tuple[str, str, str, str], Record]:
@@ -229,13 +305,23 @@ def _ratio_finding(
         now=s_now,
         change=change,
         interval=(low - 1, high - 1),
-        detail=f"speedup may fall by {rules.ratio_threshold:.0%} ({basis})",
+        detail=f"wall clock: speedup may fall by {rules.ratio_threshold:.0%} ({basis})",
     )
 
 
 def _absolute_finding(base: tuple[str, str, str, str], rules: Rules, now: Record, before: Record) -> Finding:
     assert now.median_s and before.median_s
     change = now.median_s / before.median_s - 1
+    if not (now.rounds_s and before.rounds_s):
+        return Finding(
+            *base,
+            rule="absolute",
+            status=NOT_COMPARABLE,
+            before=before.median_s,
+            now=now.median_s,
+            change=change,
+            detail="no rounds stored, so no significance test (write the JSON with --benchmark-json)",
+        )
     p_slower = slower_p_value(now.rounds_s, before.rounds_s) if now.rounds_s and before.rounds_s else 1.0
     p_faster = slower_p_value(before.rounds_s, now.rounds_s) if now.rounds_s and before.rounds_s else 1.0
     if change > rules.absolute_threshold and p_slower < rules.alpha:
@@ -251,8 +337,76 @@ def _absolute_finding(base: tuple[str, str, str, str], rules: Rules, now: Record
         before=before.median_s,
         now=now.median_s,
         change=change,
-        detail=f"Mann-Whitney p(slower) = {p_slower:.2g}",
+        detail=f"wall clock: Mann-Whitney p(slower) = {p_slower:.2g}",
     )
+
+
+def _findings(
+    key: tuple[str, str, str, str],
+    r: Rules,
+    now: Mapping[Any, Record],
+    before: Mapping[Any, Record],
+    var_now: Record,
+    var_before: Record,
+    difference: str,
+    other_cpu: bool,
+) -> list[Finding]:
+    """Every rule but correctness and presence on one implementation both runs timed."""
+    out: list[Finding] = []
+    counted = _instruction_finding(key, r, var_now, var_before) if r.instructions else None
+    if counted is not None:
+        out.append(counted)
+    ref_key = (key[0], key[1], key[2], "reference")
+    ref_now, ref_before = now.get(ref_key), before.get(ref_key)
+    ref_counted = (
+        _instruction_finding(ref_key, r, ref_now, ref_before)
+        if r.instructions and ref_now is not None and ref_before is not None and ref_key != key
+        else counted
+    )
+    wall: list[Finding] = []
+    if r.ratio and not var_now.plain and var_now.variant != "reference":
+        ratio = _ratio_finding(key, r, now, before, var_now, var_before)
+        if other_cpu and not r.ratio_across_cpus:
+            ratio = _demote(ratio, "measured on another CPU model, where speedups move with the CPU")
+        wall.append(ratio)
+    if r.absolute or (var_now.plain and r.plain_absolute):
+        if difference:
+            wall.append(
+                Finding(
+                    *key,
+                    rule="absolute",
+                    status=NOT_COMPARABLE,
+                    detail=f"different machine or software ({difference})",
+                )
+            )
+        else:
+            wall.append(_absolute_finding(key, r, var_now, var_before))
+    if r.counts_decide:
+        # The ratio involves the reference too: both counts must be unchanged to outrank it.
+        unchanged = counted is not None and counted.status == UNCHANGED
+        both = unchanged and (ref_counted is None or ref_counted.status == UNCHANGED)
+        wall = [
+            _demote(f, "the instruction counts are unchanged")
+            if (both if f.rule == "ratio" else unchanged)
+            else f
+            for f in wall
+        ]
+    out.extend(wall)
+    if r.counts:
+        for rule, b, n, tol in (
+            ("flops", var_before.flops_per_call, var_now.flops_per_call, r.count_tolerance),
+            ("parameters", var_before.parameters, var_now.parameters, r.count_tolerance),
+        ):
+            finding = _count_finding(key, rule, b, n, tol)
+            if finding:
+                out.append(finding)
+        if key[2].startswith("cuda") and not difference:
+            finding = _count_finding(
+                key, "cuda_memory", peak_bytes(var_before), peak_bytes(var_now), r.memory_tolerance
+            )
+            if finding:
+                out.append(finding)
+    return out
 
 
 def gate(current: Run, baseline: Run, rules: RuleSet | None = None) -> GateResult:
@@ -267,6 +421,7 @@ def gate(current: Run, baseline: Run, rules: RuleSet | None = None) -> GateResul
             "and variant); was the baseline made with the same profile?"
         )
     difference = machine_difference(current, baseline)
+    other_cpu = current.environment.get("cpu_model") != baseline.environment.get("cpu_model")
     findings: list[Finding] = []
     for key in sorted(before):
         r = rules.for_case(key[0])
@@ -284,34 +439,7 @@ def gate(current: Run, baseline: Run, rules: RuleSet | None = None) -> GateResul
             continue
         if not (var_now.timed and var_before.timed):
             continue
-        if r.ratio and var_now.variant != "reference":
-            findings.append(_ratio_finding(key, r, now, before, var_now, var_before))
-        if r.absolute:
-            if difference:
-                findings.append(
-                    Finding(
-                        *key,
-                        rule="absolute",
-                        status=NOT_COMPARABLE,
-                        detail=f"different machine or software ({difference})",
-                    )
-                )
-            else:
-                findings.append(_absolute_finding(key, r, var_now, var_before))
-        if r.counts:
-            for rule, b, n, tol in (
-                ("flops", var_before.flops_per_call, var_now.flops_per_call, r.count_tolerance),
-                ("parameters", var_before.parameters, var_now.parameters, r.count_tolerance),
-            ):
-                finding = _count_finding(key, rule, b, n, tol)
-                if finding:
-                    findings.append(finding)
-            if key[2].startswith("cuda") and not difference:
-                finding = _count_finding(
-                    key, "cuda_memory", peak_bytes(var_before), peak_bytes(var_now), r.memory_tolerance
-                )
-                if finding:
-                    findings.append(finding)
+        findings.extend(_findings(key, r, now, before, var_now, var_before, difference, other_cpu))
     for key in now:
         if key not in before:
             findings.append(

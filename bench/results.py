@@ -15,6 +15,7 @@ from bench.case import point_id
 from bench.errors import ResultsError
 
 SUPPORTED_SCHEMAS = (1,)
+PLAIN = "plain"  # the role of a benchmark that a plain pytest-benchmark run wrote
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class Record:
     min_s: float | None = None
     iterations: int | None = None
     source: str = ""
+    # Instruction counts of one call under callgrind (bench.counts), when the run asked for them.
+    counts: Mapping[str, Any] | None = None
 
     @property
     def point(self) -> str:
@@ -66,6 +69,16 @@ class Record:
     @property
     def timed(self) -> bool:
         return self.error is None and self.median_s is not None
+
+    @property
+    def instructions_per_call(self) -> float | None:
+        value = (self.counts or {}).get("instructions_per_call")
+        return float(value) if value is not None else None
+
+    @property
+    def plain(self) -> bool:
+        """A plain pytest-benchmark record: no reference, no harness data, only its rounds."""
+        return self.role == PLAIN
 
 
 @dataclass(frozen=True)
@@ -126,7 +139,42 @@ def _record(bench: Mapping[str, Any], stats: Mapping[str, Any] | None, source: s
         min_s=(stats or {}).get("min"),
         iterations=(stats or {}).get("iterations"),
         source=source,
+        counts=bench.get("counts"),
     )
+
+
+def _plain_record(entry: Mapping[str, Any], source: str) -> Record:
+    """A benchmark of a plain pytest-benchmark file, keyed by its full test name."""
+    stats = entry.get("stats") or {}
+    return Record(
+        case=str(entry.get("fullname") or entry["name"]),
+        family=str(entry.get("group") or ""),
+        variant="benchmark",
+        role=PLAIN,
+        params={},
+        device="cpu",
+        mode=PLAIN,
+        exact=True,
+        rounds_s=tuple(float(x) for x in stats.get("data") or ()),
+        median_s=stats.get("median"),
+        iqr_s=stats.get("iqr"),
+        mean_s=stats.get("mean"),
+        min_s=stats.get("min"),
+        iterations=stats.get("iterations"),
+        source=source,
+    )
+
+
+def _plain_environment(machine: Mapping[str, Any]) -> dict[str, Any]:
+    """pytest-benchmark's machine_info in the names the harness's environment uses."""
+    cpu = machine.get("cpu") or {}
+    return {
+        "cpu_model": cpu.get("brand_raw"),
+        "cpu_count": cpu.get("count"),
+        "python": machine.get("python_version"),
+        "platform": f"{machine.get('system', '')} {machine.get('release', '')}".strip() or None,
+        "hostname": machine.get("node"),
+    }
 
 
 def load_run(path: str | Path) -> Run:
@@ -145,11 +193,10 @@ def load_run(path: str | Path) -> Run:
     if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
         raise ResultsError(f"{path} is not a pytest-benchmark results file (no 'benchmarks' list)")
     info = doc.get("bench")
+    if info is None:
+        return _plain_run(path, doc)
     if not isinstance(info, dict):
-        raise ResultsError(
-            f"{path} was not written by this harness (no 'bench' section); produce it with "
-            "`bench run` or `pytest --benchmark-only --benchmark-json=PATH`"
-        )
+        raise ResultsError(f"{path} has a 'bench' section that is not an object")
     if info.get("schema") not in SUPPORTED_SCHEMAS:
         raise ResultsError(
             f"{path} has results schema {info.get('schema')!r}; this version reads {SUPPORTED_SCHEMAS}"
@@ -166,6 +213,18 @@ def load_run(path: str | Path) -> Run:
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ResultsError(f"{path} has a malformed benchmark record ({type(exc).__name__}: {exc})") from None
     return Run(str(path), str(doc.get("datetime", "")), info, tuple(records), tuple(failures), foreign)
+
+
+def _plain_run(path: Path, doc: Mapping[str, Any]) -> Run:
+    """A file that plain pytest-benchmark wrote (no harness data): its benchmarks as plain records."""
+    try:
+        records = tuple(_plain_record(entry, str(path)) for entry in doc["benchmarks"])
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ResultsError(f"{path} has a malformed benchmark entry ({type(exc).__name__}: {exc})") from None
+    if not records:
+        raise ResultsError(f"{path} holds no benchmarks")
+    info = {"plain": True, "profile": PLAIN, "environment": _plain_environment(doc.get("machine_info") or {})}
+    return Run(str(path), str(doc.get("datetime", "")), info, records, ())
 
 
 def run_speedup(variant: Record, reference: Record) -> float | None:

@@ -9,7 +9,17 @@ import pytest
 
 from bench.cli import main
 from bench.errors import ResultsError, RulesError
-from bench.gate import IMPROVEMENT, NOT_COMPARABLE, REGRESSION, UNCHANGED, Rules, RuleSet, gate, load_rules
+from bench.gate import (
+    IMPROVEMENT,
+    NOT_COMPARABLE,
+    REGRESSION,
+    UNCHANGED,
+    WARNING,
+    Rules,
+    RuleSet,
+    gate,
+    load_rules,
+)
 from bench.results import load_run
 from tests.bench.sample_run import document_copy
 
@@ -157,13 +167,21 @@ def test_gate_against_a_folder_of_baselines_picks_this_machine_kind(tmp_path: Pa
     assert main(["gate", str(slower), "--baseline", str(folder)]) == 1
     assert "cpu-2core-test-cpu-quick.json" in capsys.readouterr().out
 
+    # A run from another kind of machine is still judged, against the closest baseline there is.
     other = document_copy()
     other["bench"]["environment"]["cpu_count"] = 64
     elsewhere = _write(tmp_path, "elsewhere.json", other)
-    assert main(["gate", str(elsewhere), "--baseline", str(folder)]) == 2
-    err = " ".join(capsys.readouterr().err.split())  # the console wraps long lines
-    assert "no baseline for this machine and profile (cpu-64core-test-cpu-quick.json" in err
-    assert "present: cpu-2core-test-cpu-quick.json" in err
+    assert main(["gate", str(elsewhere), "--baseline", str(folder)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no baseline for this machine (cpu-64core-test-cpu-quick)" in out
+    assert "using cpu-2core-test-cpu-quick, from another machine" in out
+
+    # Only a folder with nothing for this profile is unusable.
+    full = document_copy()
+    full["bench"]["profile"] = "full"
+    assert main(["gate", str(_write(tmp_path, "full.json", full)), "--baseline", str(folder)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no baseline for the 'full' profile (present: cpu-2core-test-cpu-quick)" in err
 
 
 def _with_pairs(doc: dict, variant: str, speedup: float) -> dict:
@@ -227,3 +245,117 @@ def test_several_runs_each_side_compare_run_speedups(tmp_path: Path, capsys) -> 
     # Saving a single run replaces the folder.
     assert main(["baseline", "save", str(base[0]), "--dir", str(folder)]) == 0
     assert sorted(p.name for p in folder.iterdir()) == ["cpu-2core-test-cpu-quick.json"]
+
+
+def _counted(doc: dict, instructions: dict[str, float], **code_path: str) -> dict:
+    """Give each variant's record an instruction count (and a code path)."""
+    path = {"cpu_capability": "AVX2", "torch": "2.13.0+cpu", **code_path}
+    for entry in doc["benchmarks"]:
+        bench = entry["extra_info"]["bench"]
+        bench["counts"] = {
+            "instructions_per_call": instructions[bench["variant"]],
+            "calls": 1,
+            "tool": "callgrind 3.19.0",
+            "code_path": path,
+        }
+    return doc
+
+
+COUNTS = {"reference": 4.0e6, "fast": 1.0e6, "small": 2.5e5}
+
+
+def test_instruction_counts_decide_on_cpu(tmp_path: Path) -> None:
+    base = load_run(_write(tmp_path, "base.json", _counted(document_copy(), COUNTS)))
+    same = load_run(_write(tmp_path, "same.json", _counted(document_copy(), COUNTS)))
+    result = gate(same, base)
+    assert _find(result, "fast", "instructions").status == UNCHANGED
+    assert _find(result, "fast", "instructions").change == 0.0
+
+    # 3 % more instructions in one implementation: a regression, whatever the wall clock says.
+    more = load_run(_write(tmp_path, "more.json", _counted(document_copy(), {**COUNTS, "fast": 1.03e6})))
+    result = gate(more, base)
+    assert _find(result, "fast", "instructions").status == REGRESSION
+    assert _find(result, "reference", "instructions").status == UNCHANGED
+    assert result.exit_code() == 1
+    # 0.5 % is inside the default 1 % threshold.
+    within = load_run(_write(tmp_path, "in.json", _counted(document_copy(), {**COUNTS, "fast": 1.005e6})))
+    assert _find(gate(within, base), "fast", "instructions").status == UNCHANGED
+
+
+def test_wall_clock_change_with_unchanged_counts_is_a_warning(tmp_path: Path) -> None:
+    base = load_run(_write(tmp_path, "base.json", _counted(document_copy(), COUNTS)))
+    slower = load_run(_write(tmp_path, "slow.json", _counted(_scale(document_copy(), "fast", 1.25), COUNTS)))
+    result = gate(slower, base)
+    ratio = _find(result, "fast", "ratio")
+    assert ratio.status == WARNING and "instruction counts are unchanged" in ratio.detail
+    assert result.exit_code() == 0
+    # Unless the rules say the wall clock decides too.
+    assert (
+        _find(gate(slower, base, RuleSet(Rules(counts_decide=False))), "fast", "ratio").status == REGRESSION
+    )
+    # And where the reference's count changed, the ratio is not outranked.
+    moved = _counted(_scale(document_copy(), "fast", 1.25), {**COUNTS, "reference": 5e6})
+    assert (
+        _find(gate(load_run(_write(tmp_path, "m.json", moved)), base), "fast", "ratio").status == REGRESSION
+    )
+
+
+def test_counts_on_another_code_path_are_not_compared(tmp_path: Path) -> None:
+    base = load_run(_write(tmp_path, "base.json", _counted(document_copy(), COUNTS)))
+    other = _counted(document_copy(), {**COUNTS, "fast": 2e6}, cpu_capability="DEFAULT")
+    finding = _find(gate(load_run(_write(tmp_path, "o.json", other)), base), "fast", "instructions")
+    assert finding.status == NOT_COMPARABLE and "cpu_capability: 'AVX2' -> 'DEFAULT'" in finding.detail
+    uncounted = document_copy()
+    _counted(uncounted, COUNTS)
+    uncounted["benchmarks"][1]["extra_info"]["bench"]["counts"] = {
+        "instructions_per_call": None,
+        "reason": "CUDA",
+    }
+    result = gate(load_run(_write(tmp_path, "u.json", uncounted)), base)
+    variant = uncounted["benchmarks"][1]["extra_info"]["bench"]["variant"]
+    assert _find(result, variant, "instructions").detail == "not counted in this run: CUDA"
+
+
+def test_a_ratio_from_another_cpu_model_only_warns(tmp_path: Path) -> None:
+    base = load_run(_write(tmp_path, "base.json", document_copy()))
+    doc = _scale(document_copy(), "fast", 1.25)
+    doc["bench"]["environment"]["cpu_model"] = "Another CPU"
+    result = gate(load_run(_write(tmp_path, "now.json", doc)), base)
+    ratio = _find(result, "fast", "ratio")
+    assert ratio.status == WARNING and "another CPU model" in ratio.detail
+    assert result.exit_code() == 0
+    strict = RuleSet(Rules(ratio_across_cpus=True))
+    assert (
+        _find(gate(load_run(_write(tmp_path, "now.json", doc)), base, strict), "fast", "ratio").status
+        == REGRESSION
+    )
+
+
+def _plain_document(seconds: float) -> dict:
+    """What plain pytest-benchmark writes for one test (no harness data)."""
+    doc = document_copy()
+    entry = doc["benchmarks"][0]
+    del entry["extra_info"]["bench"]
+    entry.update(name="test_sum", fullname="tests/test_speed.py::test_sum", group=None)
+    data = [seconds * (1 + 0.02 * ((i * 7) % 11 - 5) / 5) for i in range(40)]
+    entry["stats"].update(data=data, median=sorted(data)[20], rounds=40)
+    doc["benchmarks"] = [entry]
+    del doc["bench"]
+    doc["machine_info"] = {"cpu": {"brand_raw": "Test CPU", "count": 2}, "python_version": "3.11.7"}
+    return doc
+
+
+def test_gate_on_plain_pytest_benchmark_files(tmp_path: Path, capsys) -> None:
+    a = _write(tmp_path, "a.json", _plain_document(0.010))
+    b = _write(tmp_path, "b.json", _plain_document(0.010))
+    slower = _write(tmp_path, "slower.json", _plain_document(0.0125))
+    assert main(["gate", str(b), "--baseline", str(a)]) == 0
+    assert main(["gate", str(slower), "--baseline", str(a)]) == 1
+    out = capsys.readouterr().out
+    assert "tests/test_speed.py::test_sum" in out and "Mann-Whitney" in out
+    run = load_run(slower)
+    assert run.records[0].plain and run.environment["cpu_model"] == "Test CPU"
+    # Another machine: absolute times are not comparable, and nothing fails.
+    moved = _plain_document(0.0125)
+    moved["machine_info"]["cpu"]["brand_raw"] = "Other CPU"
+    assert main(["gate", str(_write(tmp_path, "m.json", moved)), "--baseline", str(a)]) == 0

@@ -31,7 +31,7 @@ def test_loads_records_failures_and_frame(tmp_path: Path) -> None:
     [
         ("{not json", "is not valid JSON"),
         ("[1, 2]", "not a pytest-benchmark results file"),
-        ('{"benchmarks": []}', "was not written by this harness"),
+        ('{"benchmarks": []}', "holds no benchmarks"),
         ('{"benchmarks": [], "bench": {"schema": 99}}', "has results schema 99"),
         (
             '{"benchmarks": [{"extra_info": {"bench": {"case": "a.b"}}}], "bench": {"schema": 1}}',

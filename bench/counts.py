@@ -1,0 +1,545 @@
+"""Instruction counts of one call under valgrind's callgrind, in a measuring process of its own.
+
+Time is noisy on a shared machine; the number of instructions a call executes is not. The
+counting pass starts one process under callgrind with collection off, one thread, a fixed hash
+seed and a fixed address layout (``setarch -R``). That process collects the requested items once
+(pytest's collection, so the same cases and grid points as the timed run), then forks a child
+per item: the child builds the item's inputs, makes warm-up calls, and counts ``calls`` calls
+between callgrind's toggle-collect client requests (``torch._C._valgrind_toggle``). Forking keeps
+one import of torch (about 20 s under valgrind) for the whole pass, and every item starts from
+the same state, so an item's count does not depend on which items ran before it.
+
+The environment pins the CPU code paths that would otherwise follow the host CPU: ATen's
+vector capability, oneDNN's ISA and MKL's conditional-numerical-reproducibility branch, so that
+Intel and AMD machines run the same kernels under valgrind (which has no AVX-512 anyway). What
+ran is recorded as the record's ``code_path``; the gate compares counts only with like.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+
+# The environment of the counting process: what makes a count repeatable and CPU-independent.
+PINNED_ENV: Mapping[str, str] = {
+    "PYTHONHASHSEED": "0",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_CBWR": "AVX2",
+    # glibc picks memcpy/memset strategies from the cache sizes it reads off the CPU; fixed
+    # thresholds make the same choice on every machine.
+    "GLIBC_TUNABLES": "glibc.cpu.x86_non_temporal_threshold=0x300000:glibc.cpu.x86_rep_movsb_threshold=0x800"
+    ":glibc.cpu.x86_rep_stosb_threshold=0x800",
+}
+# The variables that name a code path; the record keeps their values as the count ran them.
+CODE_PATH_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "GLIBC_TUNABLES")
+DEFAULT_WARMUP = 2
+DEFAULT_LIMIT_S = 120.0
+INSTALL_HINT = (
+    "instruction counts need valgrind (callgrind): install it with `apt-get install -y valgrind` "
+    "(Debian/Ubuntu; run `apt-get update` first) or your system's package manager"
+)
+
+
+# Callgrind's client requests, for the counting process: starting instrumentation only around the
+# counted calls lets imports and warm-up run at valgrind's uninstrumented speed (several times
+# faster than instrumented). Compiled once per pass with the system's C compiler and valgrind's
+# own header; without them, torch's collect toggle is used and everything runs instrumented.
+_CLIENT_SOURCE = """
+#include <valgrind/callgrind.h>
+void bench_start(void) { CALLGRIND_START_INSTRUMENTATION; CALLGRIND_ZERO_STATS; }
+void bench_stop(void) { CALLGRIND_DUMP_STATS; CALLGRIND_STOP_INSTRUMENTATION; }
+"""
+CLIENT_LIBRARY_ENV = "BENCH_CALLGRIND_CLIENT"
+
+
+def build_client(directory: Path) -> Path | None:
+    """The client-request library, or None where there is no C compiler or valgrind header."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    source, library = directory / "client.c", directory / "libbenchcg.so"
+    source.write_text(_CLIENT_SOURCE)
+    try:
+        done = subprocess.run(
+            [compiler, "-shared", "-fPIC", "-O1", "-o", str(library), str(source)],
+            capture_output=True,
+            timeout=120,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return library if done.returncode == 0 and library.exists() else None
+
+
+class CountsUnavailable(BenchError):
+    """valgrind is not installed (or not usable), so nothing can be counted."""
+
+
+@dataclass(frozen=True)
+class CountRequest:
+    """What the counting process is asked to do; written to a file it reads."""
+
+    nodeids: tuple[str, ...]
+    pytest_args: tuple[str, ...]  # options that make collection select the same items as the run
+    calls: int = 1
+    warmup: int = DEFAULT_WARMUP
+    limit_s: float = DEFAULT_LIMIT_S  # per item, under valgrind
+    out_dir: str = ""
+    rootdir: str = ""
+
+
+@dataclass(frozen=True)
+class ItemCount:
+    """One item's count, or why it has none."""
+
+    nodeid: str
+    instructions_per_call: float | None
+    calls: int
+    reason: str | None = None
+    events: Mapping[str, float] = field(default_factory=dict)  # per call; more than Ir with --cache-sim
+    seconds: Mapping[str, float] = field(default_factory=dict)  # under valgrind: setup, warmup, counted
+
+    def as_record(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        """The record's ``counts`` entry: the count and the tool and code path it came from."""
+        cache = {k: v for k, v in self.events.items() if k != "Ir"} or None
+        return {
+            "instructions_per_call": self.instructions_per_call,
+            "calls": self.calls,
+            "reason": self.reason,
+            "cache": cache,
+            **context,
+        }
+
+
+def counting_env(base: Mapping[str, str], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The counting process's environment: the pins, except that a code-path variable the user
+    set (say ATEN_CPU_CAPABILITY=default) is kept, and recorded; explicit overrides win."""
+    env = dict(base)
+    for key, value in PINNED_ENV.items():
+        if key in CODE_PATH_ENV:
+            env.setdefault(key, value)
+        else:
+            env[key] = value
+    env.update(overrides or {})
+    return env
+
+
+def valgrind_version(which: Callable[[str], str | None] | None = None) -> str | None:
+    """'3.19.0' where valgrind is installed and runs, else None."""
+    exe = (which or shutil.which)("valgrind")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"valgrind-(\S+)", out)
+    return match.group(1) if match else None
+
+
+def require_valgrind(which: Callable[[str], str | None] | None = None) -> str:
+    version = valgrind_version(which)
+    if version is None:
+        raise CountsUnavailable(INSTALL_HINT)
+    return version
+
+
+def parse_callgrind(path: Path) -> dict[str, float]:
+    """The totals of one callgrind output file, by event name (Ir, and the cache events)."""
+    events: list[str] = []
+    totals: list[float] = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("events:"):
+            events = line.split(":", 1)[1].split()
+        elif line.startswith(("summary:", "totals:")):
+            totals = [float(x) for x in line.split(":", 1)[1].split()]
+    if not events or not totals:
+        raise BenchError(f"{path} is not a callgrind output file (no events or totals line)")
+    # Trailing zero events may be left out of the totals line.
+    return {name: totals[i] if i < len(totals) else 0.0 for i, name in enumerate(events)}
+
+
+def _command(request_path: Path, out_dir: Path, cache_sim: bool, fast_start: bool) -> list[str]:
+    # Fast start: nothing is instrumented until the child asks (and collection follows it).
+    # Otherwise everything is instrumented and only collection is toggled around the calls.
+    start = ["--instr-atstart=no", "--collect-atstart=yes"] if fast_start else ["--collect-atstart=no"]
+    valgrind = [
+        "valgrind",
+        "--tool=callgrind",
+        *start,
+        f"--callgrind-out-file={out_dir}/cg.%p",
+        "--trace-children=yes",
+        f"--cache-sim={'yes' if cache_sim else 'no'}",
+        sys.executable,
+        "-m",
+        "bench.counts",
+        str(request_path),
+    ]
+    setarch = shutil.which("setarch")
+    # A fixed address layout: hashing and allocation decisions that depend on addresses repeat.
+    return [setarch, platform.machine(), "-R", *valgrind] if setarch else valgrind
+
+
+def count_items(
+    nodeids: Sequence[str],
+    pytest_args: Sequence[str],
+    *,
+    calls: int = 1,
+    warmup: int = DEFAULT_WARMUP,
+    limit_s: float = DEFAULT_LIMIT_S,
+    cache_sim: bool = False,
+    rootdir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    on_item: Callable[[ItemCount], None] | None = None,
+) -> tuple[list[ItemCount], dict[str, Any]]:
+    """Count every item under callgrind in one measuring process; returns the counts and the
+    run-level context (tool, code path, CPU) every record's ``counts`` shares."""
+    if calls < 1 or warmup < 0 or not limit_s > 0:
+        raise BenchError("counts need calls >= 1, warm-up >= 0 and a positive per-item limit")
+    version = require_valgrind()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-counts-") as tmp:
+        out_dir = Path(tmp)
+        request = CountRequest(
+            tuple(nodeids),
+            tuple(pytest_args),
+            calls,
+            warmup,
+            limit_s,
+            str(out_dir),
+            str(rootdir or Path.cwd()),
+        )
+        request_path = out_dir / "request.json"
+        request_path.write_text(json.dumps(asdict(request)))
+        child_env = counting_env(os.environ, env)
+        client = build_client(out_dir)
+        if client is not None:
+            child_env[CLIENT_LIBRARY_ENV] = str(client)
+        log = out_dir / "valgrind.log"
+        budget = 300 + limit_s * (len(nodeids) + 1)
+        with log.open("w") as fh:
+            proc = subprocess.Popen(
+                _command(request_path, out_dir, cache_sim, client is not None),
+                cwd=request.rootdir,
+                env=child_env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+            )
+            results = _follow(proc, out_dir, nodeids, budget, on_item)
+        context = _context(out_dir, version, child_env)
+        context["start"] = "instrumentation around the calls" if client else "collection toggled by torch"
+        if proc.returncode not in (0, None) and len(results) < len(nodeids):
+            tail = log.read_text(errors="replace")[-2000:]
+            raise BenchError(f"the counting process failed (exit {proc.returncode}):\n{tail}")
+    context["seconds"] = time.perf_counter() - started
+    done = {r.nodeid for r in results}
+    for nodeid in nodeids:
+        if nodeid not in done:
+            results.append(ItemCount(nodeid, None, calls, "not collected by the counting process"))
+    return results, context
+
+
+def _follow(
+    proc: subprocess.Popen[bytes],
+    out_dir: Path,
+    nodeids: Sequence[str],
+    budget_s: float,
+    on_item: Callable[[ItemCount], None] | None,
+) -> list[ItemCount]:
+    """Read the counting process's results as it writes them (one file per item)."""
+    results: list[ItemCount] = []
+    deadline = time.monotonic() + budget_s
+    seen: set[str] = set()
+    while True:
+        finished = proc.poll() is not None
+        for path in sorted(out_dir.glob("result-*.json")):
+            if path.name in seen:
+                continue
+            seen.add(path.name)
+            result = _item_result(json.loads(path.read_text()), out_dir)
+            results.append(result)
+            if on_item is not None:
+                on_item(result)
+        if finished:
+            return results
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            return results
+        time.sleep(0.2)
+
+
+def _item_result(raw: Mapping[str, Any], out_dir: Path) -> ItemCount:
+    nodeid, calls = str(raw["nodeid"]), int(raw["calls"])
+    if raw.get("reason"):
+        return ItemCount(nodeid, None, calls, str(raw["reason"]))
+    pid = int(raw["pid"])
+    others = [p for p in raw.get("spawned", [])]
+    if others:
+        return ItemCount(
+            nodeid,
+            None,
+            calls,
+            "the call starts other processes, whose instructions a per-call count cannot include",
+        )
+    dumps = sorted(out_dir.glob(f"cg.{pid}.*"))
+    if not dumps:
+        return ItemCount(nodeid, None, calls, "callgrind wrote no counts for the call")
+    totals: dict[str, float] = {}
+    for dump in dumps:
+        for name, value in parse_callgrind(dump).items():
+            totals[name] = totals.get(name, 0.0) + value
+    per_call = {name: value / calls for name, value in totals.items()}
+    return ItemCount(nodeid, per_call.get("Ir"), calls, None, per_call, dict(raw.get("seconds") or {}))
+
+
+def _context(out_dir: Path, version: str, env: Mapping[str, str]) -> dict[str, Any]:
+    info_path = out_dir / "context.json"
+    info: dict[str, Any] = json.loads(info_path.read_text()) if info_path.exists() else {}
+    code_path = {
+        "cpu_capability": info.get("cpu_capability"),
+        "torch": info.get("torch"),
+        "torch_git": info.get("torch_git"),
+        "python": info.get("python"),
+        "tool": f"callgrind {version}",
+        **{key.lower(): env.get(key) for key in CODE_PATH_ENV},
+    }
+    return {
+        "tool": f"callgrind {version}",
+        "code_path": code_path,
+        "cpu_model": info.get("cpu_model"),
+        "warmup_calls": info.get("warmup"),
+    }
+
+
+# -- inside the counting process (under valgrind) ------------------------------------------------
+
+
+class _Collector:
+    """A pytest plugin keeping the collected items."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.errors: list[str] = []
+
+    def pytest_collectreport(self, report: Any) -> None:
+        if report.failed:
+            self.errors.append(f"{report.nodeid}: {report.longreprtext.strip()}"[-1500:])
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        self.items = list(session.items)
+
+
+def _wait(pid: int, limit_s: float) -> tuple[str | None, int | None]:
+    """Wait for a child; (None, None) when it exited cleanly, else why not."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            if os.WIFSIGNALED(status):
+                sig = os.WTERMSIG(status)
+                return f"crashed under valgrind (signal {signal.Signals(sig).name})", sig
+            code = os.WEXITSTATUS(status)
+            return (None, None) if code == 0 else (f"the counting child exited with status {code}", None)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return (
+                f"past the per-item limit of {limit_s:g} s under valgrind (about 50x slower than native)",
+                None,
+            )
+        time.sleep(0.05)
+
+
+def _client() -> tuple[Callable[[], None], Callable[[], None]]:
+    """The start and stop of counting: the compiled client requests, else torch's toggle."""
+    library = os.environ.get(CLIENT_LIBRARY_ENV)
+    if library:
+        import ctypes
+
+        lib = ctypes.CDLL(library)
+        return lib.bench_start, lib.bench_stop
+    import torch
+
+    return torch._C._valgrind_toggle, torch._C._valgrind_toggle_and_dump_stats
+
+
+def _count_in_child(item: Any, session: Any, spec: Any, request: CountRequest, result_path: Path) -> None:
+    """Runs in the forked child: inputs, warm-up, then the counted calls between client requests."""
+    start, stop = _client()
+    clock = [time.perf_counter()]
+    caller = session.implementation_caller(spec)
+    call, context = caller.timed()
+    clock.append(time.perf_counter())
+    with context:
+        for _ in range(request.warmup):
+            call()
+        gc.collect()
+        gc.disable()  # a collection inside the counted calls would depend on what ran before
+        clock.append(time.perf_counter())
+        start()
+        for _ in range(request.calls):
+            call()
+        stop()
+        clock.append(time.perf_counter())
+    phases = dict(zip(("setup", "warmup", "counted"), (b - a for a, b in zip(clock, clock[1:])), strict=True))
+    result_path.with_suffix(".tmp").write_text(
+        json.dumps(
+            {"nodeid": item.nodeid, "calls": request.calls, "pid": os.getpid(), "spawned": [], "seconds": phases}
+        )
+    )
+
+
+def _file_pids(out_dir: Path) -> set[int]:
+    """The processes that have written callgrind output so far (files are ``cg.<pid>[.<dump>]``)."""
+    heads = (path.name.split(".")[1] for path in out_dir.glob("cg.*"))
+    return {int(head) for head in heads if head.isdigit()}
+
+
+def _spawned(out_dir: Path, known: set[int]) -> list[int]:
+    return sorted(_file_pids(out_dir) - known)
+
+
+def worker(request_path: Path) -> int:
+    """The counting process: collect the items, then count each in a forked child."""
+    import pytest
+    import torch
+
+    from bench.plugin import SPEC_KEY, session_of
+
+    request = CountRequest(**{**json.loads(request_path.read_text())})
+    request = CountRequest(**{**asdict(request), "nodeids": tuple(request.nodeids)})
+    out_dir = Path(request.out_dir)
+    torch.set_num_threads(1)
+    collector = _Collector()
+    args = [
+        *request.pytest_args,
+        "--collect-only",
+        "-p",
+        "no:terminal",
+        "-p",
+        "no:cacheprovider",
+        *request.nodeids,
+    ]
+    pytest.main(args, plugins=[collector])
+    items = {item.nodeid: item for item in collector.items}
+    (out_dir / "context.json").write_text(
+        json.dumps(
+            {
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "torch": torch.__version__,
+                "torch_git": torch.version.git_version,
+                "python": platform.python_version(),
+                "cpu_model": _cpu_model(),
+                "warmup": request.warmup,
+            }
+        )
+    )
+    known = {os.getpid()}
+    for index, nodeid in enumerate(request.nodeids):
+        result_path = out_dir / f"result-{index:05d}.json"
+        item = items.get(nodeid)
+        if item is None:
+            why = "; ".join(collector.errors) or "no such item in this selection"
+            _write(result_path, nodeid, request.calls, f"not collected by the counting process: {why}")
+            continue
+        spec = item.stash.get(SPEC_KEY, None)
+        if spec is None or spec.device != "cpu":
+            _write(result_path, nodeid, request.calls, "only CPU items can be counted")
+            continue
+        sys.stdout.flush()
+        known.update(_file_pids(out_dir))  # whatever ran before this item (collection's own tools)
+        pid = os.fork()
+        if pid == 0:  # the child: count, write, and leave without pytest's or torch's exit handlers
+            code = 0
+            try:
+                _count_in_child(item, session_of(item.config), spec, request, result_path)
+            except BaseException as exc:
+                _write(
+                    result_path.with_suffix(".tmp"),
+                    nodeid,
+                    request.calls,
+                    f"{type(exc).__name__}: {exc}"[:500],
+                )
+                code = 0
+            os._exit(code)
+        known.add(pid)
+        reason, _ = _wait(pid, request.limit_s)
+        spawned = _spawned(out_dir, known)
+        known.update(spawned)
+        tmp = result_path.with_suffix(".tmp")
+        if reason is None and tmp.exists():
+            raw = json.loads(tmp.read_text())
+            raw["spawned"] = spawned
+            tmp.unlink()
+            result_path.write_text(json.dumps(raw))
+        else:
+            tmp.unlink(missing_ok=True)
+            _write(result_path, nodeid, request.calls, reason or "the counting child wrote no result")
+    return 0
+
+
+def _write(path: Path, nodeid: str, calls: int, reason: str) -> None:
+    path.write_text(json.dumps({"nodeid": nodeid, "calls": calls, "reason": reason}))
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+def merge_into(json_path: Path, counts: Sequence[ItemCount], context: Mapping[str, Any]) -> int:
+    """Write each item's count into its record (``extra_info["bench"]["counts"]``) and the pass's
+    context at run level (``bench.counts``); returns how many records got a count."""
+    doc = json.loads(json_path.read_text())
+    by_id = {c.nodeid: c for c in counts}
+    shared = {k: context[k] for k in ("tool", "code_path", "cpu_model", "warmup_calls") if k in context}
+    merged = 0
+    for entry in doc.get("benchmarks", []):
+        bench = (entry.get("extra_info") or {}).get("bench")
+        count = by_id.get(entry.get("fullname", ""))
+        if bench is None:
+            continue
+        if count is None and bench.get("device", "cpu") != "cpu":
+            bench["counts"] = {
+                "instructions_per_call": None,
+                "reason": "CUDA: callgrind counts CPU instructions, not GPU kernels",
+            }
+        elif count is not None:
+            bench["counts"] = count.as_record(shared)
+            merged += count.instructions_per_call is not None
+    info = doc.setdefault("bench", {})
+    info["counts"] = {
+        **shared,
+        "seconds": context.get("seconds"),
+        "requested": len(counts),
+        "counted": merged,
+    }
+    json_path.write_text(json.dumps(doc, indent=2, default=str))
+    return merged
+
+
+if __name__ == "__main__":
+    raise SystemExit(worker(Path(sys.argv[1])))

@@ -18,6 +18,7 @@ ran is recorded as the record's ``code_path``; the gate compares counts only wit
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import os
 import platform
@@ -399,12 +400,17 @@ def _count_in_child(item: Any, session: Any, spec: Any, request: CountRequest, r
             call()
         stop()
         clock.append(time.perf_counter())
-    phases = dict(zip(("setup", "warmup", "counted"), (b - a for a, b in zip(clock, clock[1:])), strict=True))
-    result_path.with_suffix(".tmp").write_text(
-        json.dumps(
-            {"nodeid": item.nodeid, "calls": request.calls, "pid": os.getpid(), "spawned": [], "seconds": phases}
-        )
+    phases = dict(
+        zip(("setup", "warmup", "counted"), (b - a for a, b in itertools.pairwise(clock)), strict=True)
     )
+    raw = {
+        "nodeid": item.nodeid,
+        "calls": request.calls,
+        "pid": os.getpid(),
+        "spawned": [],
+        "seconds": phases,
+    }
+    result_path.with_suffix(".tmp").write_text(json.dumps(raw))
 
 
 def _file_pids(out_dir: Path) -> set[int]:

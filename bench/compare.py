@@ -1,4 +1,4 @@
-"""Speedups, memory ratios and achieved FLOP rates of each variant against its reference, per run."""
+"""Speedups, memory ratios, and achieved FLOP rates and bandwidths against the machine's limits, per run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,57 @@ from bench.stats import ratio_interval
 
 # Below this, resident-set growth is page-level noise and a ratio of two such numbers means nothing.
 MIN_RATIO_BYTES = 2**20
+# Work units that are bytes moved: their throughput is an achieved bandwidth.
+BYTE_UNITS = {
+    "B": 1.0,
+    "bytes": 1.0,
+    "kB": 1e3,
+    "MB": 1e6,
+    "GB": 1e9,
+    "KiB": 2.0**10,
+    "MiB": 2.0**20,
+    "GiB": 2.0**30,
+}
+# Which limit an achieved bandwidth is shown against.
+MEMORY, CACHE, PARTLY_CACHED, OVER = "memory", "cache", "partly cached", "over"
+# STREAM's rule: data up to 4x the last-level cache may still be served from it in part.
+CACHE_MULTIPLE = 4
+
+
+@dataclass(frozen=True)
+class BandwidthUse:
+    """An achieved bandwidth against the limit that applies to it.
+
+    ``limit`` is ``MEMORY`` (the STREAM bandwidth far beyond the last-level cache); above it,
+    ``CACHE`` (the bytes one call moves fit in the last-level cache, so repeated calls run from
+    it: shown against the measured cache bandwidth), ``PARTLY_CACHED`` (the bytes are within 4x
+    the cache, so part of them may stay in it: between the two limits, no percentage of either),
+    or ``OVER`` (above every limit that can apply: the byte count or the limit is wrong; no
+    percentage).
+    """
+
+    achieved_gbs: float
+    limit: str
+    limit_gbs: float | None
+    pct: float | None
+
+
+def bandwidth_use(
+    achieved_gbs: float, bytes_per_call: float, limits: Mapping[str, Any]
+) -> BandwidthUse | None:
+    """Which limit an achieved bandwidth is measured against (None when the run measured none)."""
+    memory = limits.get("memory_gbs") or limits.get("copy_gbs")  # runs before STREAM: copy only
+    if not memory:
+        return None
+    if achieved_gbs <= memory:
+        return BandwidthUse(achieved_gbs, MEMORY, memory, 100 * achieved_gbs / memory)
+    cache, llc = limits.get("cache_gbs"), limits.get("llc_bytes")
+    if cache and llc and achieved_gbs <= cache:
+        if bytes_per_call <= llc:
+            return BandwidthUse(achieved_gbs, CACHE, cache, 100 * achieved_gbs / cache)
+        if bytes_per_call <= CACHE_MULTIPLE * llc:
+            return BandwidthUse(achieved_gbs, PARTLY_CACHED, cache, None)
+    return BandwidthUse(achieved_gbs, OVER, memory, None)
 
 
 @dataclass(frozen=True)
@@ -43,6 +94,7 @@ class Comparison:
     error: str | None = None
     source: str = ""
     gpu_util_pct: tuple[float, float] | None = None  # NVML utilisation during the probe: mean, max
+    bandwidth: BandwidthUse | None = None  # where the work unit is bytes: achieved vs its limit
 
     @property
     def point(self) -> str:
@@ -95,7 +147,8 @@ def compare_run(run: Run) -> list[Comparison]:
         recs.sort(key=lambda r: order.index(r.variant) if r.variant in order else len(order))
         ref = next((r for r in recs if r.role == "reference" and r.timed), None)
         ref_peak = peak_bytes(ref) if ref else None
-        device_peak = (peaks.get(device.split(":")[0]) or {}).get("gflops_fp32")
+        limits = peaks.get(device.split(":")[0]) or {}
+        device_peak = limits.get("gflops_fp32")
         for rec in recs:
             speedup = ci = None
             if ref is not None and rec.timed and ref.median_s and rec.median_s:
@@ -108,6 +161,14 @@ def compare_run(run: Run) -> list[Comparison]:
                 else None
             )
             text, ok = correctness_text(rec)
+            scale = BYTE_UNITS.get(rec.work_unit or "")
+            bandwidth = (
+                bandwidth_use(
+                    rec.work_per_call * scale / rec.median_s / 1e9, rec.work_per_call * scale, limits
+                )
+                if scale and rec.work_per_call and rec.timed and rec.median_s
+                else None
+            )
             rows.append(
                 Comparison(
                     case=rec.case,
@@ -144,6 +205,7 @@ def compare_run(run: Run) -> list[Comparison]:
                     error=f"{rec.error['kind']}: {rec.error['message']}" if rec.error else None,
                     source=rec.source,
                     gpu_util_pct=gpu_util(rec),
+                    bandwidth=bandwidth,
                 )
             )
     return rows

@@ -37,10 +37,7 @@ def _environment(run: Run) -> list[str]:
         f"- **Commit**: {commit}",
     ]
     for device, peak in (env.get("peak") or {}).items():
-        lines.append(
-            f"- **Measured peak ({device})**: {peak['gflops_fp32']:.1f} GFLOP/s fp32 matmul, "
-            f"{peak['copy_gbs']:.1f} GB/s copy (read + write)"
-        )
+        lines.append(_limits(device, peak))
     load = env.get("load_average") or {}
     if any(v is not None for v in load.values()):
         start, end = (fmt.number(load.get(k)) for k in ("start", "end"))
@@ -76,6 +73,32 @@ def _environment(run: Run) -> list[str]:
     return lines
 
 
+def _limits(device: str, peak: Mapping[str, Any]) -> str:
+    """The measured roofs of one device, with what each was measured on."""
+    if "memory_gbs" not in peak:  # a run from before the STREAM measurement: one copy rate
+        return (
+            f"- **Measured peak ({device})**: {peak['gflops_fp32']:.1f} GFLOP/s fp32 matmul, "
+            f"{peak['copy_gbs']:.1f} GB/s copy (read + write)"
+        )
+    stream = peak.get("stream") or {}
+    kernels = stream.get("kernels_gbs") or {}
+    best = max(kernels, key=kernels.__getitem__) if kernels else "?"
+    line = (
+        f"- **Measured limits ({device})**: {peak['gflops_fp32']:.1f} GFLOP/s fp32 matmul; memory "
+        f"bandwidth {peak['memory_gbs']:.1f} GB/s (the best STREAM kernel, {best}: "
+        + ", ".join(f"{name} {gbs:.1f}" for name, gbs in kernels.items())
+        + f" GB/s; 3 arrays of {fmt.nbytes(stream.get('array_bytes'))}, {stream.get('threads', '?')} threads)"
+    )
+    if peak.get("cache_gbs"):
+        cache = peak.get("cache_stream") or {}
+        line += (
+            f"; cache bandwidth {peak['cache_gbs']:.1f} GB/s (3 arrays of "
+            f"{fmt.nbytes(cache.get('array_bytes'))} inside the {fmt.nbytes(peak.get('llc_bytes'))} "
+            "last-level cache)"
+        )
+    return line
+
+
 def _method(run: Run) -> list[str]:
     timing = run.info.get("timing", {})
     return [
@@ -98,6 +121,15 @@ def _method(run: Run) -> list[str]:
         "/proc/self/clear_refs; sampled elsewhere) on CPU, CUDA allocator peak growth on CUDA.",
         "- FLOPs: counted by torch's FlopCounterMode (matmul/conv family), or declared by the case "
         "where linear algebra dominates; % peak is against the measured fp32 matmul peak above.",
+        "- Limits are measured at the run's start on all cores, best of several: the fp32 matmul "
+        "peak, the memory bandwidth as STREAM measures it (copy, scale, add, triad, and STREAM2's "
+        "in-place daxpy, on arrays 4× the last-level cache; bytes counted as STREAM does, without "
+        "write-allocate traffic) and the same kernels inside the cache. An achieved bandwidth (a "
+        "case whose work is bytes moved) is shown against the memory bandwidth; above it only a call "
+        "whose bytes fit in the last-level cache can be, and that is marked cache-resident and shown "
+        "against the cache bandwidth; a rate above every limit that applies reads 'over the limit' (the "
+        "byte count or the limit is wrong), and a FLOP rate above the matmul peak 'over peak' (the "
+        "FLOP count or the peak is wrong): never more than 100 %.",
     ]
 
 

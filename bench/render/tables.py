@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from bench.compare import Comparison
+from bench.compare import CACHE, MEMORY, PARTLY_CACHED, BandwidthUse, Comparison
 from bench.render import format as fmt
 
 COLUMNS = (
@@ -39,7 +39,7 @@ def cells(row: Comparison, gpu: bool = False) -> list[str]:
     else:
         timing = [fmt.seconds(row.median_s), fmt.seconds(row.iqr_s), fmt.ratio(row.speedup, row.speedup_ci)]
     throughput = (
-        f"{row.throughput:.3g} {row.work_unit}/s"
+        f"{row.throughput:.3g} {row.work_unit}/s" + _bandwidth(row.bandwidth)
         if row.throughput is not None and row.work_unit
         else fmt.DASH
     )
@@ -52,9 +52,29 @@ def cells(row: Comparison, gpu: bool = False) -> list[str]:
         fmt.ratio(row.memory_ratio),
         row.correctness,
         fmt.number(row.gflops),
-        f"{row.pct_of_peak:.3g} %" if row.pct_of_peak is not None else fmt.DASH,
+        _pct_of_peak(row.pct_of_peak),
         throughput,
     ] + ([_gpu_util(row)] if gpu else [])
+
+
+def _pct_of_peak(pct: float | None) -> str:
+    if pct is None:
+        return fmt.DASH
+    # No achieved rate may exceed its roof: above it, the FLOP count or the measured peak is wrong.
+    return "over peak" if pct > 100 else f"{pct:.3g} %"
+
+
+def _bandwidth(use: BandwidthUse | None) -> str:
+    """What an achieved bandwidth is against: the memory limit, the cache's, or neither."""
+    if use is None:
+        return ""
+    if use.limit == MEMORY:
+        return f" ({use.pct:.3g} % of memory bw)"
+    if use.limit == CACHE:
+        return f" (cache-resident, {use.pct:.3g} % of cache bw)"
+    if use.limit == PARTLY_CACHED:
+        return " (above memory bw: partly cache-resident)"
+    return " (over the limit)"
 
 
 def _gpu_util(row: Comparison) -> str:

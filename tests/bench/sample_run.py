@@ -147,7 +147,37 @@ def sample_document() -> dict[str, Any]:
                 "pennylane": "0.45.1",
                 "pytest_benchmark": "5.3.1",
                 "git": {"id": "0123456789abcdef", "dirty": False},
-                "peak": {"cpu": {"gflops_fp32": 100.0, "copy_gbs": 10.0}},
+                "peak": {
+                    "cpu": {
+                        "gflops_fp32": 100.0,
+                        "memory_gbs": 12.0,
+                        "copy_gbs": 10.0,
+                        "stream": {
+                            "kernels_gbs": {
+                                "copy": 10.0,
+                                "scale": 9.5,
+                                "add": 11.0,
+                                "triad": 11.5,
+                                "daxpy": 12.0,
+                            },
+                            "array_bytes": 128 * 2**20,
+                            "threads": 2,
+                        },
+                        "cache_gbs": 200.0,
+                        "cache_stream": {
+                            "kernels_gbs": {
+                                "copy": 150.0,
+                                "scale": 150.0,
+                                "add": 180.0,
+                                "triad": 180.0,
+                                "daxpy": 200.0,
+                            },
+                            "array_bytes": 4 * 2**20,
+                            "threads": 2,
+                        },
+                        "llc_bytes": 32 * 2**20,
+                    }
+                },
             },
             "timing": {
                 "min_rounds": 5,

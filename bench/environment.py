@@ -82,7 +82,7 @@ def git_commit(cwd: Path | None = None) -> dict[str, Any] | None:
 
 # Timed calls go on until this much time has passed too, so that a best-of is not taken over a
 # few milliseconds in which a thread of the pool happened to be descheduled.
-MIN_TIME_S = 0.1
+MIN_TIME_S = 0.05
 
 
 def _best_seconds(
@@ -126,7 +126,7 @@ def all_threads() -> Iterator[int]:
 
 
 def peak_gflops(
-    device: str = "cpu", n: int | None = None, repeats: int = 5, timer: Timer = _best_seconds
+    device: str = "cpu", n: int | None = None, repeats: int = 3, timer: Timer = _best_seconds
 ) -> float:
     """Best-of fp32 GEMM rate on all cores, the roof that achieved GFLOP/s are shown against."""
     n = n or (2048 if device == "cpu" else 8192)
@@ -228,7 +228,7 @@ PASSES = 2
 def stream_bandwidth(
     device: str = "cpu",
     array_bytes: int | None = None,
-    repeats: int = 5,
+    repeats: int = 3,
     timer: Timer = _best_seconds,
     passes: int = PASSES,
 ) -> Bandwidth:
@@ -259,7 +259,7 @@ def stream_bandwidth(
     return Bandwidth(rates, 8 * n, threads)
 
 
-def cache_bandwidth(device: str = "cpu", repeats: int = 20, timer: Timer = _best_seconds) -> Bandwidth | None:
+def cache_bandwidth(device: str = "cpu", repeats: int = 10, timer: Timer = _best_seconds) -> Bandwidth | None:
     """The same kernels on arrays that fit in the last-level cache together (an eighth of it
     each): the limit of a working set that stays cache-resident. None without a known cache."""
     llc = last_level_cache_bytes(device)
@@ -268,7 +268,7 @@ def cache_bandwidth(device: str = "cpu", repeats: int = 20, timer: Timer = _best
     return stream_bandwidth(device, array_bytes=llc // 8, repeats=repeats, timer=timer)
 
 
-def copy_bandwidth_gbs(device: str = "cpu", megabytes: int | None = None, repeats: int = 5) -> float:
+def copy_bandwidth_gbs(device: str = "cpu", megabytes: int | None = None, repeats: int = 3) -> float:
     """The machine's memory bandwidth limit in GB/s: the best STREAM kernel on arrays far beyond
     the last-level cache (``megabytes`` per array to override the size)."""
     size = None if megabytes is None else megabytes * 2**20

@@ -64,9 +64,25 @@ INSTALL_HINT = (
 # faster than instrumented). Compiled once per pass with the system's C compiler and valgrind's
 # own header; without them, torch's collect toggle is used and everything runs instrumented.
 _CLIENT_SOURCE = """
+#include <string.h>
 #include <valgrind/callgrind.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 void bench_start(void) { CALLGRIND_START_INSTRUMENTATION; CALLGRIND_ZERO_STATS; }
 void bench_stop(void) { CALLGRIND_DUMP_STATS; CALLGRIND_STOP_INSTRUMENTATION; }
+/* The CPU the code under valgrind sees: valgrind answers CPUID with a model of its own choosing. */
+const char *bench_cpu(void) {
+    static char brand[49];
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned int r[4];
+    for (unsigned int i = 0; i < 3; i++) {
+        if (!__get_cpuid(0x80000002u + i, &r[0], &r[1], &r[2], &r[3])) return "";
+        memcpy(brand + 16 * i, r, 16);
+    }
+#endif
+    return brand;
+}
 """
 CLIENT_LIBRARY_ENV = "BENCH_CALLGRIND_CLIENT"
 
@@ -316,6 +332,9 @@ def _context(out_dir: Path, version: str, env: Mapping[str, str]) -> dict[str, A
     info: dict[str, Any] = json.loads(info_path.read_text()) if info_path.exists() else {}
     code_path = {
         "cpu_capability": info.get("cpu_capability"),
+        # Under valgrind the code sees valgrind's CPU, not the host's: this, not the host's
+        # model, decides which kernels MKL, oneDNN and glibc pick.
+        "guest_cpu": info.get("guest_cpu"),
         "torch": info.get("torch"),
         "torch_git": info.get("torch_git"),
         "python": info.get("python"),
@@ -367,6 +386,18 @@ def _wait(pid: int, limit_s: float) -> tuple[str | None, int | None]:
                 None,
             )
         time.sleep(0.05)
+
+
+def _guest_cpu() -> str | None:
+    """The CPU model that code running under valgrind sees (its CPUID answer), where known."""
+    library = os.environ.get(CLIENT_LIBRARY_ENV)
+    if not library:
+        return None
+    import ctypes
+
+    fn = ctypes.CDLL(library).bench_cpu
+    fn.restype = ctypes.c_char_p
+    return (fn() or b"").decode(errors="replace").strip() or None
 
 
 def _client() -> tuple[Callable[[], None], Callable[[], None]]:
@@ -454,6 +485,7 @@ def worker(request_path: Path) -> int:
                 "torch_git": torch.version.git_version,
                 "python": platform.python_version(),
                 "cpu_model": _cpu_model(),
+                "guest_cpu": _guest_cpu(),
                 "warmup": request.warmup,
             }
         )

@@ -17,6 +17,7 @@ ran is recorded as the record's ``code_path``; the gate compares counts only wit
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import json
@@ -118,7 +119,6 @@ class CountRequest:
     calls: int = 1
     warmup: int = DEFAULT_WARMUP
     limit_s: float = DEFAULT_LIMIT_S  # per item, under valgrind
-    out_dir: str = ""
     rootdir: str = ""
 
 
@@ -201,13 +201,15 @@ def _command(request_path: Path, out_dir: Path, cache_sim: bool, fast_start: boo
         "valgrind",
         "--tool=callgrind",
         *start,
-        f"--callgrind-out-file={out_dir}/cg.%p",
+        "--callgrind-out-file=cg.%p",
         "--trace-children=yes",
         f"--cache-sim={'yes' if cache_sim else 'no'}",
+        # -P: the working directory (this pass's scratch folder) stays off sys.path.
         sys.executable,
+        "-P",
         "-m",
         "bench.counts",
-        str(request_path),
+        request_path.name,
     ]
     setarch = shutil.which("setarch")
     # A fixed address layout: hashing and allocation decisions that depend on addresses repeat.
@@ -240,21 +242,23 @@ def count_items(
             calls,
             warmup,
             limit_s,
-            str(out_dir),
-            str(rootdir or Path.cwd()),
+            str((rootdir or Path.cwd()).resolve()),
         )
         request_path = out_dir / "request.json"
         request_path.write_text(json.dumps(asdict(request)))
         child_env = counting_env(os.environ, env)
         client = build_client(out_dir)
         if client is not None:
-            child_env[CLIENT_LIBRARY_ENV] = str(client)
+            child_env[CLIENT_LIBRARY_ENV] = f"./{client.name}"
         log = out_dir / "valgrind.log"
         budget = 300 + limit_s * (len(nodeids) + 1)
         with log.open("w") as fh:
+            # The scratch folder's name is random; every path the counting process holds is
+            # relative to it, because the content of a path string moves the count (string
+            # hashing and allocation), and two passes must count the same.
             proc = subprocess.Popen(
                 _command(request_path, out_dir, cache_sim, client is not None),
-                cwd=request.rootdir,
+                cwd=out_dir,
                 env=child_env,
                 stdout=fh,
                 stderr=subprocess.STDOUT,
@@ -367,55 +371,100 @@ class _Collector:
         self.items = list(session.items)
 
 
-def _wait(pid: int, limit_s: float) -> tuple[str | None, int | None]:
-    """Wait for a child; (None, None) when it exited cleanly, else why not."""
-    deadline = time.monotonic() + limit_s
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            if os.WIFSIGNALED(status):
-                sig = os.WTERMSIG(status)
-                return f"crashed under valgrind (signal {signal.Signals(sig).name})", sig
-            code = os.WEXITSTATUS(status)
-            return (None, None) if code == 0 else (f"the counting child exited with status {code}", None)
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return (
-                f"past the per-item limit of {limit_s:g} s under valgrind (about 50x slower than native)",
-                None,
-            )
-        time.sleep(0.05)
+class _Expired(Exception):
+    """The per-item limit passed while the counting child ran."""
 
 
-def _guest_cpu() -> str | None:
-    """The CPU model that code running under valgrind sees (its CPUID answer), where known."""
-    library = os.environ.get(CLIENT_LIBRARY_ENV)
-    if not library:
-        return None
-    import ctypes
-
-    fn = ctypes.CDLL(library).bench_cpu
-    fn.restype = ctypes.c_char_p
-    return (fn() or b"").decode(errors="replace").strip() or None
+def _expire(signum: int, frame: Any) -> None:
+    raise _Expired
 
 
-def _client() -> tuple[Callable[[], None], Callable[[], None]]:
-    """The start and stop of counting: the compiled client requests, else torch's toggle."""
+def _wait(pid: int, limit_s: float) -> str | None:
+    """Wait for a child; None when it exited cleanly, else why not.
+
+    A blocking wait under a timer, not a polling loop: how many times a loop ran would depend on
+    timing, and the server's heap after it, which the next child inherits, with it.
+    """
+    previous = signal.signal(signal.SIGALRM, _expire)
+    signal.setitimer(signal.ITIMER_REAL, limit_s)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except _Expired:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        return f"past the per-item limit of {limit_s:g} s under valgrind (about 50x slower than native)"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    if os.WIFSIGNALED(status):
+        return f"crashed under valgrind (signal {signal.Signals(os.WTERMSIG(status)).name})"
+    code = os.WEXITSTATUS(status)
+    return None if code == 0 else f"the counting child exited with status {code}"
+
+
+@dataclass(frozen=True)
+class _Client:
+    """How the counting child starts and stops counting, and what CPU it is shown."""
+
+    start: Callable[[], None]
+    stop: Callable[[], None]
+    guest_cpu: str | None
+
+
+def _load_client() -> _Client:
+    """The compiled client requests where the pass built them, else torch's collect toggle."""
     library = os.environ.get(CLIENT_LIBRARY_ENV)
     if library:
         import ctypes
 
         lib = ctypes.CDLL(library)
-        return lib.bench_start, lib.bench_stop
+        lib.bench_cpu.restype = ctypes.c_char_p
+        cpu = (lib.bench_cpu() or b"").decode(errors="replace").strip() or None
+        return _Client(lib.bench_start, lib.bench_stop, cpu)
     import torch
 
-    return torch._C._valgrind_toggle, torch._C._valgrind_toggle_and_dump_stats
+    return _Client(torch._C._valgrind_toggle, torch._C._valgrind_toggle_and_dump_stats, None)
 
 
-def _count_in_child(item: Any, session: Any, spec: Any, request: CountRequest, result_path: Path) -> None:
+class _Scratch:
+    """The pass's scratch folder, held open by descriptor.
+
+    The counting process starts in it (so valgrind names its files there) and then works in the
+    project's root, so that no path it holds names the folder: the folder's random name would
+    otherwise move the counts (pytest keys caches on its working directory).
+    """
+
+    def __init__(self) -> None:
+        self.fd = os.open(".", os.O_RDONLY)
+
+    def write(self, name: str, text: str) -> None:
+        fd = os.open(f"{name}.part", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=self.fd)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.rename(f"{name}.part", name, src_dir_fd=self.fd, dst_dir_fd=self.fd)  # whole or not at all
+
+    def read(self, name: str) -> str | None:
+        try:
+            fd = os.open(name, os.O_RDONLY, dir_fd=self.fd)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd) as fh:
+            return fh.read()
+
+    def remove(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=self.fd)
+
+    def pids(self) -> set[int]:
+        """The processes that have written callgrind output so far (``cg.<pid>[.<dump>]``)."""
+        heads = (name.split(".")[1] for name in os.listdir(self.fd) if name.startswith("cg."))
+        return {int(head) for head in heads if head.isdigit()}
+
+
+def _count_in_child(
+    item: Any, session: Any, spec: Any, request: CountRequest, client: _Client, scratch: _Scratch, name: str
+) -> None:
     """Runs in the forked child: inputs, warm-up, then the counted calls between client requests."""
-    start, stop = _client()
     clock = [time.perf_counter()]
     caller = session.implementation_caller(spec)
     call, context = caller.timed()
@@ -426,10 +475,10 @@ def _count_in_child(item: Any, session: Any, spec: Any, request: CountRequest, r
         gc.collect()
         gc.disable()  # a collection inside the counted calls would depend on what ran before
         clock.append(time.perf_counter())
-        start()
+        client.start()
         for _ in range(request.calls):
             call()
-        stop()
+        client.stop()
         clock.append(time.perf_counter())
     phases = dict(
         zip(("setup", "warmup", "counted"), (b - a for a, b in itertools.pairwise(clock)), strict=True)
@@ -441,101 +490,86 @@ def _count_in_child(item: Any, session: Any, spec: Any, request: CountRequest, r
         "spawned": [],
         "seconds": phases,
     }
-    result_path.with_suffix(".tmp").write_text(json.dumps(raw))
+    scratch.write(name, json.dumps(raw))
 
 
-def _file_pids(out_dir: Path) -> set[int]:
-    """The processes that have written callgrind output so far (files are ``cg.<pid>[.<dump>]``)."""
-    heads = (path.name.split(".")[1] for path in out_dir.glob("cg.*"))
-    return {int(head) for head in heads if head.isdigit()}
-
-
-def _spawned(out_dir: Path, known: set[int]) -> list[int]:
-    return sorted(_file_pids(out_dir) - known)
-
-
-def worker(request_path: Path) -> int:
+def worker(request_name: str) -> int:
     """The counting process: collect the items, then count each in a forked child."""
+    scratch = _Scratch()
+    request = CountRequest(**json.loads(scratch.read(request_name) or "{}"))
+    client = _load_client()  # a relative path to the library: before leaving the scratch folder
+    os.chdir(request.rootdir)
     import pytest
     import torch
 
     from bench.plugin import SPEC_KEY, session_of
 
-    request = CountRequest(**{**json.loads(request_path.read_text())})
-    request = CountRequest(**{**asdict(request), "nodeids": tuple(request.nodeids)})
-    out_dir = Path(request.out_dir)
     torch.set_num_threads(1)
     collector = _Collector()
     args = [
         *request.pytest_args,
+        f"--rootdir={request.rootdir}",
         "--collect-only",
         "-p",
         "no:terminal",
         "-p",
         "no:cacheprovider",
-        *request.nodeids,
+        # The files, not the node ids: pytest stops at the first id it cannot find, and one stale
+        # id must not cost the others their counts.
+        *dict.fromkeys(nodeid.split("::", 1)[0] for nodeid in request.nodeids),
     ]
-    pytest.main(args, plugins=[collector])
+    status = pytest.main(args, plugins=[collector])
     items = {item.nodeid: item for item in collector.items}
-    (out_dir / "context.json").write_text(
-        json.dumps(
-            {
-                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                "torch": torch.__version__,
-                "torch_git": torch.version.git_version,
-                "python": platform.python_version(),
-                "cpu_model": _cpu_model(),
-                "guest_cpu": _guest_cpu(),
-                "warmup": request.warmup,
-            }
-        )
-    )
+    if not items and not collector.errors:
+        collector.errors.append(f"pytest's collection exited with status {int(status)}, collecting nothing")
+    context = {
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+        "torch_git": torch.version.git_version,
+        "python": platform.python_version(),
+        "cpu_model": _cpu_model(),
+        "guest_cpu": client.guest_cpu,
+        "warmup": request.warmup,
+    }
+    scratch.write("context.json", json.dumps(context))
     known = {os.getpid()}
     for index, nodeid in enumerate(request.nodeids):
-        result_path = out_dir / f"result-{index:05d}.json"
+        name, tmp = f"result-{index:05d}.json", f"child-{index:05d}.json"
         item = items.get(nodeid)
         if item is None:
             why = "; ".join(collector.errors) or "no such item in this selection"
-            _write(result_path, nodeid, request.calls, f"not collected by the counting process: {why}")
+            _write(scratch, name, nodeid, request.calls, f"not collected by the counting process: {why}")
             continue
         spec = item.stash.get(SPEC_KEY, None)
         if spec is None or spec.device != "cpu":
-            _write(result_path, nodeid, request.calls, "only CPU items can be counted")
+            _write(scratch, name, nodeid, request.calls, "only CPU items can be counted")
             continue
         sys.stdout.flush()
-        known.update(_file_pids(out_dir))  # whatever ran before this item (collection's own tools)
+        known.update(scratch.pids())  # whatever ran before this item (collection's own tools)
         pid = os.fork()
         if pid == 0:  # the child: count, write, and leave without pytest's or torch's exit handlers
-            code = 0
             try:
-                _count_in_child(item, session_of(item.config), spec, request, result_path)
+                _count_in_child(item, session_of(item.config), spec, request, client, scratch, tmp)
             except BaseException as exc:
-                _write(
-                    result_path.with_suffix(".tmp"),
-                    nodeid,
-                    request.calls,
-                    f"{type(exc).__name__}: {exc}"[:500],
-                )
-                code = 0
-            os._exit(code)
+                _write(scratch, tmp, nodeid, request.calls, f"{type(exc).__name__}: {exc}"[:500])
+            os._exit(0)
         known.add(pid)
-        reason, _ = _wait(pid, request.limit_s)
-        spawned = _spawned(out_dir, known)
+        reason = _wait(pid, request.limit_s)
+        spawned = sorted(scratch.pids() - known)
         known.update(spawned)
-        tmp = result_path.with_suffix(".tmp")
-        if reason is None and tmp.exists():
-            raw = json.loads(tmp.read_text())
+        text = scratch.read(tmp)
+        scratch.remove(tmp)
+        if reason is None and text is not None:
+            raw = json.loads(text)
             raw["spawned"] = spawned
-            tmp.unlink()
-            result_path.write_text(json.dumps(raw))
+            scratch.write(name, json.dumps(raw))
         else:
-            tmp.unlink(missing_ok=True)
-            _write(result_path, nodeid, request.calls, reason or "the counting child wrote no result")
+            _write(scratch, name, nodeid, request.calls, reason or "the counting child wrote no result")
     return 0
 
 
-def _write(path: Path, nodeid: str, calls: int, reason: str) -> None:
-    path.write_text(json.dumps({"nodeid": nodeid, "calls": calls, "reason": reason}))
+def _write(scratch: _Scratch, name: str, nodeid: str, calls: int, reason: str) -> None:
+    scratch.write(name, json.dumps({"nodeid": nodeid, "calls": calls, "reason": reason}))
 
 
 def _cpu_model() -> str | None:
@@ -580,4 +614,4 @@ def merge_into(json_path: Path, counts: Sequence[ItemCount], context: Mapping[st
 
 
 if __name__ == "__main__":
-    raise SystemExit(worker(Path(sys.argv[1])))
+    raise SystemExit(worker(sys.argv[1]))

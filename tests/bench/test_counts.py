@@ -100,17 +100,25 @@ def test_merge_writes_counts_into_records_and_the_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
-def test_counts_are_exact_and_see_more_work(toy_project: Path) -> None:
-    """Under callgrind for real: the same item twice gives the same count, to the instruction,
-    and a larger matrix gives more instructions. About a minute: torch imports under valgrind."""
+def test_counts_repeat_and_see_more_work(toy_project: Path) -> None:
+    """Under callgrind for real, twice. Two counting processes agree within 0.1 % (measured: tens
+    of instructions in 245,000; the server's heap after collection depends a little on how long
+    its subprocesses took), and so does the same item counted twice in one process; a larger
+    matrix costs more instructions; an unknown item gets a reason, not a failed pass. About 40 s."""
     item = "suites/toy.py::toy.square[n{}-cpu-{}]"
     ids = [item.format(8, "reference"), item.format(8, "reference"), item.format(16, "reference")]
     ids.append(item.format(8, "nonexistent"))
-    counts, context = count_items(
-        ids, ["--benchmark-only", "--bench-device=cpu"], rootdir=toy_project, limit_s=120
-    )
-    by_order = [c.instructions_per_call for c in counts]
-    assert by_order[0] is not None and by_order[0] == by_order[1]
-    assert by_order[2] is not None and by_order[2] > by_order[0]
-    assert by_order[3] is None and "not collected" in (counts[3].reason or "")
+    passes = [
+        count_items(ids, ["--benchmark-only", "--bench-device=cpu"], rootdir=toy_project, limit_s=120)
+        for _ in range(2)
+    ]
+    (first, context), (second, _) = passes
+    assert [c.reason for c in first[:3]] == [None, None, None]
+    values = [c.instructions_per_call or 0.0 for c in first[:3]]
+    again = [c.instructions_per_call or 0.0 for c in second[:3]]
+    assert all(v > 0 for v in values)
+    assert values == pytest.approx(again, rel=1e-3)
+    assert values[0] == pytest.approx(values[1], rel=1e-3)
+    assert values[2] > 1.01 * values[0]
+    assert first[3].instructions_per_call is None and "not collected" in (first[3].reason or "")
     assert context["code_path"]["cpu_capability"] and context["tool"].startswith("callgrind")

@@ -94,6 +94,9 @@ class Comparison:
     error: str | None = None
     source: str = ""
     gpu_util_pct: tuple[float, float] | None = None  # NVML utilisation during the probe: mean, max
+    instructions: float | None = None  # per call, under callgrind (bench run --counts)
+    instruction_ratio: float | None = None  # reference's instructions / this one's: the count "speedup"
+    counts_note: str | None = None  # why an item asked to be counted has no count
     bandwidth: BandwidthUse | None = None  # where the work unit is bytes: achieved vs its limit
 
     @property
@@ -161,6 +164,7 @@ def compare_run(run: Run) -> list[Comparison]:
                 else None
             )
             text, ok = correctness_text(rec)
+            mine_ir, ref_ir = rec.instructions_per_call, ref.instructions_per_call if ref else None
             scale = BYTE_UNITS.get(rec.work_unit or "")
             bandwidth = (
                 bandwidth_use(
@@ -206,6 +210,9 @@ def compare_run(run: Run) -> list[Comparison]:
                     source=rec.source,
                     gpu_util_pct=gpu_util(rec),
                     bandwidth=bandwidth,
+                    instructions=mine_ir,
+                    instruction_ratio=ref_ir / mine_ir if mine_ir and ref_ir else None,
+                    counts_note=(rec.counts or {}).get("reason") if rec.counts and mine_ir is None else None,
                 )
             )
     return rows

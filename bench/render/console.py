@@ -12,7 +12,7 @@ from rich.text import Text
 from bench.claims import HOLDS, INCONCLUSIVE, OTHER_HARDWARE, REFUTED, UNDERSTATED, ClaimResult
 from bench.compare import Comparison
 from bench.render import format as fmt
-from bench.render.tables import GPU_COLUMN, by_case, cells, columns
+from bench.render.tables import COUNT_COLUMNS, GPU_COLUMN, by_case, cells, columns
 
 _VERDICT_STYLE = {
     HOLDS: "green",
@@ -41,7 +41,13 @@ def comparison_tables(rows: Iterable[Comparison]) -> list[Table]:
                 table.add_section()
             previous = key
             style = "red" if row.error or not row.correct else ("bold" if row.role == "reference" else None)
-            table.add_row(*(Text(cell) for cell in cells(row, gpu=GPU_COLUMN in heads)), style=style)
+            table.add_row(
+                *(
+                    Text(cell)
+                    for cell in cells(row, gpu=GPU_COLUMN in heads, counts=COUNT_COLUMNS[0] in heads)
+                ),
+                style=style,
+            )
         tables.append(table)
     return tables
 

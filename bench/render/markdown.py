@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from bench.claims import ClaimResult
 from bench.compare import Comparison
 from bench.render import format as fmt
-from bench.render.tables import GPU_COLUMN, by_case, cells, columns
+from bench.render.tables import COUNT_COLUMNS, GPU_COLUMN, by_case, cells, columns
 
 _RIGHT = {
     "Median",
@@ -18,6 +18,7 @@ _RIGHT = {
     "GFLOP/s",
     "% peak",
     "Throughput",
+    *COUNT_COLUMNS,
     GPU_COLUMN,
 }
 
@@ -41,7 +42,8 @@ def comparison_tables(rows: Iterable[Comparison]) -> dict[str, str]:
     tables = {}
     for case, case_rows in by_case(rows).items():
         heads = columns(case_rows)
-        tables[case] = table(heads, [cells(r, gpu=GPU_COLUMN in heads) for r in case_rows], _RIGHT)
+        extra = {"gpu": GPU_COLUMN in heads, "counts": COUNT_COLUMNS[0] in heads}
+        tables[case] = table(heads, [cells(r, **extra) for r in case_rows], _RIGHT)
     return tables
 
 

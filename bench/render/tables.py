@@ -22,15 +22,21 @@ COLUMNS = (
     "Throughput",
 )
 GPU_COLUMN = "GPU util"
+COUNT_COLUMNS = ("Instructions", "Count ratio")
 
 
 def columns(rows: Sequence[Comparison]) -> tuple[str, ...]:
-    """The table's columns: GPU utilisation only where some row was sampled through NVML."""
-    return (*COLUMNS, GPU_COLUMN) if any(r.gpu_util_pct is not None for r in rows) else COLUMNS
+    """The table's columns: GPU utilisation only where some row was sampled through NVML,
+    instruction counts only where some row was counted (or asked to be)."""
+    heads: tuple[str, ...] = COLUMNS
+    if any(r.instructions is not None or r.counts_note for r in rows):
+        heads = (*heads, *COUNT_COLUMNS)
+    return (*heads, GPU_COLUMN) if any(r.gpu_util_pct is not None for r in rows) else heads
 
 
-def cells(row: Comparison, gpu: bool = False) -> list[str]:
-    """The row's cells under ``COLUMNS``, plus the GPU utilisation cell when ``gpu``."""
+def cells(row: Comparison, gpu: bool = False, counts: bool = False) -> list[str]:
+    """The row's cells under ``COLUMNS``, then the count cells when ``counts`` and the GPU
+    utilisation cell when ``gpu``."""
     variant = row.variant
     if row.overrides:
         variant += f" ({fmt.params(dict(row.overrides))})"
@@ -43,18 +49,30 @@ def cells(row: Comparison, gpu: bool = False) -> list[str]:
         if row.throughput is not None and row.work_unit
         else fmt.DASH
     )
-    return [
-        fmt.params(dict(row.params)),
-        row.device,
-        variant,
-        *timing,
-        fmt.nbytes(row.peak_bytes),
-        fmt.ratio(row.memory_ratio),
-        row.correctness,
-        fmt.number(row.gflops),
-        _pct_of_peak(row.pct_of_peak),
-        throughput,
-    ] + ([_gpu_util(row)] if gpu else [])
+    return (
+        [
+            fmt.params(dict(row.params)),
+            row.device,
+            variant,
+            *timing,
+            fmt.nbytes(row.peak_bytes),
+            fmt.ratio(row.memory_ratio),
+            row.correctness,
+            fmt.number(row.gflops),
+            _pct_of_peak(row.pct_of_peak),
+            throughput,
+        ]
+        + (_counts(row) if counts else [])
+        + ([_gpu_util(row)] if gpu else [])
+    )
+
+
+def _counts(row: Comparison) -> list[str]:
+    """Instructions per call and the count ratio (the reference's count over this one's)."""
+    if row.instructions is None:
+        return [f"not counted ({row.counts_note})" if row.counts_note else fmt.DASH, fmt.DASH]
+    ratio = fmt.ratio(row.instruction_ratio) if row.role != "reference" else "1×"
+    return [f"{row.instructions:,.0f}", ratio]
 
 
 def _pct_of_peak(pct: float | None) -> str:

@@ -108,3 +108,23 @@ def _loaded(tmp_path: Path, doc: dict):
     path = tmp_path / "gpu-run.json"
     path.write_text(json.dumps(doc))
     return load_run(path)
+
+
+def test_instruction_counts_get_their_columns(tmp_path: Path) -> None:
+    doc = sample_document()
+    counts = {"reference": 4.0e6, "fast": 1.0e6}
+    for entry in doc["benchmarks"]:
+        bench = entry["extra_info"]["bench"]
+        value = counts.get(bench["variant"])
+        bench["counts"] = {"instructions_per_call": value, "reason": None if value else "past the limit"}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(doc))
+    rows = compare_runs([load_run(path)])
+    report = render_report([load_run(path)], rows, [], command="bench run --counts")
+    assert "| Instructions | Count ratio |" in report
+    assert "| 4,000,000 | 1× |" in report and "| 1,000,000 | 4× |" in report
+    assert "not counted (past the limit)" in report
+    fast = next(r for r in rows if r.variant == "fast")
+    assert fast.instruction_ratio == pytest.approx(4.0)
+    # A run without counts has no such columns (the golden files above).
+    assert "Instructions" not in render_report([_run(tmp_path)], compare_runs([_run(tmp_path)]), [])

@@ -201,8 +201,11 @@ def _command(request_path: Path, out_dir: Path, cache_sim: bool, fast_start: boo
         "valgrind",
         "--tool=callgrind",
         *start,
-        "--callgrind-out-file=cg.%p",
+        # Absolute: processes the call starts (traced, to be detected) begin in other folders.
+        f"--callgrind-out-file={out_dir}/cg.%p",
         "--trace-children=yes",
+        # Tools that collection runs (pytest-benchmark's git, platform's `file`) need no tracing.
+        "--trace-children-skip=*/git,*/file,*/uname",
         f"--cache-sim={'yes' if cache_sim else 'no'}",
         # -P: the working directory (this pass's scratch folder) stays off sys.path.
         sys.executable,

@@ -30,13 +30,14 @@ def columns(rows: Sequence[Comparison]) -> tuple[str, ...]:
     instruction counts only where some row was counted (or asked to be)."""
     heads: tuple[str, ...] = COLUMNS
     if any(r.instructions is not None or r.counts_note for r in rows):
-        heads = (*heads, *COUNT_COLUMNS)
+        at = COLUMNS.index("Speedup [95% CI]") + 1  # the count ratio beside the time ratio
+        heads = (*COLUMNS[:at], *COUNT_COLUMNS, *COLUMNS[at:])
     return (*heads, GPU_COLUMN) if any(r.gpu_util_pct is not None for r in rows) else heads
 
 
 def cells(row: Comparison, gpu: bool = False, counts: bool = False) -> list[str]:
-    """The row's cells under ``COLUMNS``, then the count cells when ``counts`` and the GPU
-    utilisation cell when ``gpu``."""
+    """The row's cells under ``columns``: the count cells after the speedup when ``counts``, the
+    GPU utilisation cell last when ``gpu``."""
     variant = row.variant
     if row.overrides:
         variant += f" ({fmt.params(dict(row.overrides))})"
@@ -49,22 +50,20 @@ def cells(row: Comparison, gpu: bool = False, counts: bool = False) -> list[str]
         if row.throughput is not None and row.work_unit
         else fmt.DASH
     )
-    return (
-        [
-            fmt.params(dict(row.params)),
-            row.device,
-            variant,
-            *timing,
-            fmt.nbytes(row.peak_bytes),
-            fmt.ratio(row.memory_ratio),
-            row.correctness,
-            fmt.number(row.gflops),
-            _pct_of_peak(row.pct_of_peak),
-            throughput,
-        ]
-        + (_counts(row) if counts else [])
-        + ([_gpu_util(row)] if gpu else [])
-    )
+    return [
+        fmt.params(dict(row.params)),
+        row.device,
+        variant,
+        *timing,
+        *(_counts(row) if counts else []),
+        fmt.nbytes(row.peak_bytes),
+        fmt.ratio(row.memory_ratio),
+        row.correctness,
+        fmt.number(row.gflops),
+        _pct_of_peak(row.pct_of_peak),
+        throughput,
+        *([_gpu_util(row)] if gpu else []),
+    ]
 
 
 def _counts(row: Comparison) -> list[str]:

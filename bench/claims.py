@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,12 +94,13 @@ def _measure(
             return None, None, "no timing for the baseline or the variant"
         ratio = base.median_s / var.median_s
         ci = ratio_interval(base.rounds_s, var.rounds_s)
-        transform = {
+        transform: Callable[[float], float] = {
             "speedup": lambda r: r,
             "time_reduction": lambda r: 1 - 1 / r,
             "time_increase": lambda r: 1 / r - 1,
         }[metric]
-        interval = tuple(sorted((transform(ci[0]), transform(ci[1])))) if ci else None
+        ends = sorted((transform(ci[0]), transform(ci[1]))) if ci else None
+        interval = (ends[0], ends[1]) if ends else None
         return transform(ratio), interval, "" if ci else "fewer than 3 rounds on a side"
     if metric in ("memory_reduction", "memory_increase"):
         b, v = (peak_bytes(base) if base else None), peak_bytes(var)

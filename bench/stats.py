@@ -25,11 +25,13 @@ def thin(values: Sequence[float], limit: int = MAX_BOOTSTRAP_SAMPLES) -> np.ndar
     arr = np.asarray(values, dtype=float)
     if arr.size <= limit:
         return arr
-    return arr[np.linspace(0, arr.size - 1, limit).round().astype(int)]
+    thinned: np.ndarray = arr[np.linspace(0, arr.size - 1, limit).round().astype(int)]
+    return thinned
 
 
 def _median_ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.median(a, axis=axis) / np.median(b, axis=axis)
+    ratio: np.ndarray = np.median(a, axis=axis) / np.median(b, axis=axis)
+    return ratio
 
 
 def ratio_interval(
@@ -71,7 +73,8 @@ def _bootstrap(
 def _ratio_of_ratios(
     a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray, axis: int = -1
 ) -> np.ndarray:
-    return _median_ratio(a, b, axis) / _median_ratio(c, d, axis)
+    ratio: np.ndarray = _median_ratio(a, b, axis) / _median_ratio(c, d, axis)
+    return ratio
 
 
 def speedup_change_interval(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import matplotlib.figure
 import matplotlib.ticker
 
 matplotlib.use("Agg")
@@ -231,7 +232,7 @@ def scaling_figure(
     )
 
 
-def _save(fig: plt.Figure, path: Path, title: str) -> Figure:
+def _save(fig: matplotlib.figure.Figure, path: Path, title: str) -> Figure:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

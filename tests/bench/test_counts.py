@@ -107,9 +107,15 @@ def test_counts_repeat_and_see_more_work(toy_project: Path) -> None:
     matrix costs more instructions; an unknown item gets a reason, not a failed pass. About 40 s."""
     item = "suites/toy.py::toy.square[n{}-cpu-{}]"
     ids = [item.format(8, "reference"), item.format(8, "reference"), item.format(16, "reference")]
-    ids.append(item.format(8, "nonexistent"))
+    ids += [item.format(8, "nonexistent"), item.format(8, "forks")]
     passes = [
-        count_items(ids, ["--benchmark-only", "--bench-device=cpu"], rootdir=toy_project, limit_s=120)
+        count_items(
+            ids,
+            ["--benchmark-only", "--bench-device=cpu"],
+            rootdir=toy_project,
+            limit_s=120,
+            env={"TOY_BEHAVIOUR": "spawn"},
+        )
         for _ in range(2)
     ]
     (first, context), (second, _) = passes
@@ -121,4 +127,5 @@ def test_counts_repeat_and_see_more_work(toy_project: Path) -> None:
     assert values[0] == pytest.approx(values[1], rel=1e-3)
     assert values[2] > 1.01 * values[0]
     assert first[3].instructions_per_call is None and "not collected" in (first[3].reason or "")
+    assert first[4].instructions_per_call is None and "starts other processes" in (first[4].reason or "")
     assert context["code_path"]["cpu_capability"] and context["tool"].startswith("callgrind")

@@ -79,6 +79,15 @@ def halved(x):
     return (x @ x).sum() / 2
 
 
+def forks(x):
+    # Work in another process: a per-call instruction count cannot include it.
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return (x @ x).sum()
+
+
 variants = {
     "same": square_again,
     "half": Variant(halved, exact=False, quality=lambda r, v: {"ratio": float(v / r)}, note="half of it"),
@@ -88,6 +97,8 @@ if "failures" in BEHAVIOUR:
     variants.update({"wrong": off_by_one, "boom": explode, "oom": out_of_memory, "slow": sleepy})
 if "interrupt" in BEHAVIOUR:
     variants["zz_interrupt"] = interrupt
+if "spawn" in BEHAVIOUR:
+    variants["forks"] = forks
 if "stop_mid_timing" in BEHAVIOUR:
     variants["zz_midway"] = interrupt_midway
 

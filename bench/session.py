@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,7 @@ from bench.options import RunOptions
 from bench.paired import paired_speedup
 from bench.probes import count_flops, cpu_peak, cuda_peak, sample_gpu
 from bench.profiling import record_trace, safe_name, trace_dir
-
-SCHEMA = 1
+from bench.results import SCHEMA, Record
 
 
 @dataclass(frozen=True)
@@ -61,6 +60,17 @@ class _Baseline:
     first_call_s: float | None = None
     error: str | None = None
     median_s: float | None = None  # the reference's timed median, once its item has run
+
+
+class _Draft:
+    """The record of the item running now, filled in as it runs: a failure keeps what was learnt
+    (a mismatch its verdict, a crash in the probes the memory already measured)."""
+
+    def __init__(self, record: Record) -> None:
+        self.record = record
+
+    def update(self, **fields: Any) -> None:
+        self.record = replace(self.record, **fields)
 
 
 def _median_of(benchmark: Any) -> float | None:
@@ -114,7 +124,7 @@ class BenchSession:
         self.cases: dict[str, Case] = {}
         self.left_out: dict[str, list[str]] = {}
         self.deselected: list[pytest.Item] = []
-        self.failures: list[dict[str, Any]] = []
+        self.failures: list[Record] = []
         self.skipped: list[dict[str, Any]] = []
         self.interrupted = False
         self.item_cases: dict[str, Case] = {}
@@ -138,38 +148,26 @@ class BenchSession:
 
     # -- running ------------------------------------------------------------------------------
 
-    def _record(self, spec: ItemSpec) -> dict[str, Any]:
+    def _record(self, spec: ItemSpec) -> Record:
+        """The item's record before it runs: what its case and options say."""
         case = spec.case
-        work = None
-        if case.work is not None:
-            unit, per_call = case.work
-            work = {"unit": unit, "per_call": float(per_call(spec.run_params))}
-        return {
-            "schema": SCHEMA,
-            "case": case.name,
-            "family": case.family,
-            "variant": spec.variant,
-            "role": "reference" if spec.variant == REFERENCE else "variant",
-            "params": dict(spec.params),
-            "overrides": dict(spec.impl.params),
-            "device": spec.device,
-            "dtype": None,
-            "profile": self.profile,
-            "mode": case.mode,
-            "exact": spec.impl.exact,
-            "note": spec.impl.note,
-            "work": work,
-            "correctness": None,
-            "memory": None,
-            "gpu": None,
-            "flops": None,
-            "parameters": None,
-            "extra": {},
-            "warmup_calls": case.warmup_calls,
-            "first_call_s": None,
-            "prepare_s": None,
-            "error": None,
-        }
+        unit, per_call = case.work if case.work is not None else (None, None)
+        return Record(
+            case=case.name,
+            family=case.family,
+            variant=spec.variant,
+            role="reference" if spec.variant == REFERENCE else "variant",
+            params=dict(spec.params),
+            overrides=dict(spec.impl.params),
+            device=spec.device,
+            profile=self.profile,
+            mode=case.mode,
+            exact=spec.impl.exact,
+            note=spec.impl.note,
+            work_unit=unit,
+            work_per_call=float(per_call(spec.run_params)) if per_call is not None else None,
+            warmup_calls=case.warmup_calls,
+        )
 
     def _setup(self, spec: ItemSpec, params: Mapping[str, Any]) -> Mapping[str, Any]:
         torch.manual_seed(0)
@@ -224,18 +222,20 @@ class BenchSession:
 
     def run(self, spec: ItemSpec, benchmark: Any) -> None:
         self._warm_imports()
-        record = self._record(spec)
+        record = _Draft(self._record(spec))
         limit = self.time_limit_s or spec.case.time_limit_s
         try:
             with preserved_knobs(), time_limit(limit, spec.name):
                 self._execute(spec, benchmark, record)
         except Exception as exc:
-            record["error"] = {"kind": _error_kind(exc), "message": f"{type(exc).__name__}: {exc}"}
-            record["item"] = spec.name
-            self.failures.append(record)
-            pytest.fail(f"{spec.name}: {record['error']['kind']}: {exc}", pytrace=False)
+            kind = _error_kind(exc)
+            record.update(error={"kind": kind, "message": f"{type(exc).__name__}: {exc}"}, item=spec.name)
+            self.failures.append(record.record)
+            if "bench" in benchmark.extra_info:  # it failed after its rounds: its entry says so too
+                benchmark.extra_info["bench"] = record.record.to_json()
+            pytest.fail(f"{spec.name}: {kind}: {exc}", pytrace=False)
 
-    def _execute(self, spec: ItemSpec, benchmark: Any, record: dict[str, Any]) -> None:
+    def _execute(self, spec: ItemSpec, benchmark: Any, record: _Draft) -> None:
         case, impl = spec.case, spec.impl
         base = self.baseline(spec)
         if base.error is not None:
@@ -245,7 +245,7 @@ class BenchSession:
             inputs, arguments = base.inputs, base.arguments
             caller = self._caller(spec, impl, arguments)
             output = base.snapshot.output
-            record["first_call_s"] = base.first_call_s
+            record.update(first_call_s=base.first_call_s)
         else:
             fresh = bool(impl.params) or case.mode == "train_step"
             inputs = self._setup(spec, spec.run_params) if fresh else base.inputs
@@ -254,23 +254,23 @@ class BenchSession:
             started = time.perf_counter()
             with strict_fp32(spec.device):
                 snapshot = caller.snapshot()
-            record["first_call_s"] = time.perf_counter() - started
+            record.update(first_call_s=time.perf_counter() - started)
             output = snapshot.output
             verdict = judge(base.snapshot, snapshot, impl, case.tolerance)
-            record["correctness"] = verdict.as_dict()
+            record.update(correctness=verdict.as_dict())
             if not verdict.passed:
                 raise MismatchError(
                     f"{case.name} at {spec.params} on {spec.device}: variant {spec.variant!r} does not "
                     f"match the reference: {verdict.describe()}. It was not timed."
                 )
-        record["prepare_s"] = arguments.prepare_s
-        record["dtype"] = _dtype_of(inputs)
+        record.update(prepare_s=arguments.prepare_s, dtype=_dtype_of(inputs))
         for _ in range(case.warmup_calls):
             caller()
         if self.probes:
             ran = MeasureContext(spec.variant, spec.run_params, inputs, arguments.values, output, caller)
             self._probe(spec, caller, ran, record)
-        benchmark.extra_info["bench"] = record
+        # Stored before the rounds, so an interrupt after them leaves the entry its record.
+        benchmark.extra_info["bench"] = record.record.to_json()
         timed, context = caller.timed()
         with context:
             self._timing = benchmark
@@ -284,14 +284,12 @@ class BenchSession:
         if self.traces is not None:
             # After timing, so the profiler's overhead never touches the timed rounds.
             directory = trace_dir(self.traces, case.name, spec.variant)
-            record["trace"] = str(
-                record_trace(
-                    caller, directory, worker=safe_name(f"{point_id(spec.params)}-{spec.device}")
-                ).directory
-            )
+            worker = safe_name(f"{point_id(spec.params)}-{spec.device}")
+            record.update(trace=str(record_trace(caller, directory, worker=worker).directory))
+        benchmark.extra_info["bench"] = record.record.to_json()
 
     def _pair(
-        self, spec: ItemSpec, base: _Baseline, timed: Any, median_s: float | None, record: dict[str, Any]
+        self, spec: ItemSpec, base: _Baseline, timed: Any, median_s: float | None, record: _Draft
     ) -> None:
         """Reference and variant in alternating batches (bench.paired), inside the timing context."""
         assert base.arguments is not None
@@ -303,9 +301,13 @@ class BenchSession:
             cap_s=max(PAIRED_CAP_S, 4 * self.paired_budget_s),
             estimates=(base.median_s, median_s) if base.median_s and median_s else None,
         )
-        record["paired"] = paired.as_dict() if paired is not None else None
+        if paired is not None:
+            record.update(
+                paired_ratios=paired.ratios,
+                paired_iterations=(paired.reference_iterations, paired.variant_iterations),
+            )
 
-    def _probe(self, spec: ItemSpec, caller: Caller, ran: MeasureContext, record: dict[str, Any]) -> None:
+    def _probe(self, spec: ItemSpec, caller: Caller, ran: MeasureContext, record: _Draft) -> None:
         case, impl = spec.case, spec.impl
         host = cpu_peak(caller)
         memory: dict[str, Any] = {
@@ -321,24 +323,25 @@ class BenchSession:
             memory["cuda_peak_allocated_bytes"] = dev.allocated_bytes
             memory["cuda_peak_reserved_bytes"] = dev.reserved_bytes
             memory["cuda_peak_allocated_delta_bytes"] = dev.allocated_delta_bytes
-            record["gpu"] = sample_gpu(caller, spec.device)
-        record["memory"] = memory
+            record.update(gpu=sample_gpu(caller, spec.device))
+        record.update(memory=memory)
         declared = impl.flops or case.flops
         if declared is not None:
-            record["flops"] = {"per_call": float(declared(spec.run_params)), "source": "declared"}
+            record.update(flops_per_call=float(declared(spec.run_params)), flops_source="declared")
         else:
             try:
                 counted = count_flops(caller)
             except RuntimeError as exc:
                 # FlopCounterMode's dispatch mode trips some autograd uses (e.g. torch.autograd.grad
                 # for a gradient penalty); no count is better than a failed item.
-                record["flops_error"] = f"{type(exc).__name__}: {exc}"[:300]
+                record.update(flops_error=f"{type(exc).__name__}: {exc}"[:300])
                 counted = 0
-            record["flops"] = {"per_call": float(counted), "source": "counted"} if counted else None
+            if counted:
+                record.update(flops_per_call=float(counted), flops_source="counted")
         # Setup's modules: what the case is about, whatever an implementation's prepare made of them.
-        record["parameters"] = parameter_count(ran.inputs)
+        record.update(parameters=parameter_count(ran.inputs))
         if case.measures is not None:
-            record["extra"] = {k: float(v) for k, v in case.measures(ran).items()}
+            record.update(extra={k: float(v) for k, v in case.measures(ran).items()})
 
     # -- hooks of this run (the session is registered as a plugin) ----------------------------
 
@@ -461,7 +464,7 @@ class BenchSession:
                 for name, case in self.cases.items()
             },
             "claims": claims,
-            "failures": self.failures,
+            "failures": [record.to_json() for record in self.failures],
             "skipped": self.skipped,
         }
 

@@ -3,37 +3,36 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
+from bench.results import Record
 
-def _bench(variant: str, role: str, **extra: Any) -> dict[str, Any]:
-    record = {
-        "schema": 1,
-        "case": "toy.square",
-        "family": "toy",
-        "variant": variant,
-        "role": role,
-        "params": {"n": 8},
-        "overrides": {},
-        "device": "cpu",
-        "dtype": "float64",
-        "profile": "quick",
-        "mode": "forward",
-        "exact": True,
-        "note": "",
-        "work": {"unit": "rows", "per_call": 8.0},
-        "correctness": None,
-        "memory": {"cpu_peak_rss_bytes": 300 * 2**20, "cpu_peak_rss_delta_bytes": 8 * 2**20},
-        "gpu": None,
-        "flops": {"per_call": 2e9, "source": "declared"},
-        "parameters": None,
-        "extra": {},
-        "warmup_calls": 1,
-        "first_call_s": 0.1,
-        "error": None,
-    }
-    record.update(extra)
-    return record
+# The reference's record; the variants' records are variations of it.
+_BASE = Record(
+    case="toy.square",
+    family="toy",
+    variant="reference",
+    role="reference",
+    params={"n": 8},
+    device="cpu",
+    mode="forward",
+    exact=True,
+    dtype="float64",
+    profile="quick",
+    work_unit="rows",
+    work_per_call=8.0,
+    memory={"cpu_peak_rss_bytes": 300 * 2**20, "cpu_peak_rss_delta_bytes": 8 * 2**20},
+    flops_per_call=2e9,
+    flops_source="declared",
+    warmup_calls=1,
+    first_call_s=0.1,
+)
+
+
+def _bench(variant: str, role: str, **fields: Any) -> dict[str, Any]:
+    """A record's JSON, as the writer stores it (Record.to_json)."""
+    return replace(_BASE, variant=variant, role=role, **fields).to_json()
 
 
 def _entry(name: str, bench: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -98,13 +97,14 @@ def sample_document() -> dict[str, Any]:
             "details": {},
             "note": "smaller",
         },
-        flops={"per_call": 1e9, "source": "declared"},
+        flops_per_call=1e9,
     )
     broken = _bench(
         "broken",
         "variant",
         memory=None,
-        flops=None,
+        flops_per_call=None,
+        flops_source=None,
         correctness={
             "exact": True,
             "passed": False,
@@ -114,8 +114,8 @@ def sample_document() -> dict[str, Any]:
             "where": "output[0]",
         },
         error={"kind": "mismatch", "message": "MismatchError: off by one"},
+        item="toy.square[n8-cpu-broken]",
     )
-    broken["item"] = "toy.square[n8-cpu-broken]"
     return {
         "machine_info": {},
         "commit_info": {},

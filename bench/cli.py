@@ -11,32 +11,25 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from bench.case import PROFILES
-from bench.claims import ClaimResult, audit
-from bench.compare import Comparison, compare_runs
 from bench.counts import DEFAULT_LIMIT_S, ItemCount, count_items, merge_into, require_valgrind
-from bench.device import DEVICE_CHOICES, plan_devices
-from bench.environment import machine_kind
 from bench.errors import BenchError, ResultsError, SelectionError
-from bench.gate import gate, load_rules
-from bench.history import load_history
-from bench.options import RunOptions, add_cli_arguments
-from bench.profiling import profile_case
-from bench.registry import REGISTRY
-from bench.render import format as fmt
-from bench.render.console import print_results
-from bench.render.gate import render_gate
-from bench.render.history import render_history
-from bench.render.plots import report_figures
-from bench.render.report import render_report
-from bench.results import Run, load_runs, pool_runs
-from bench.runner import Outcome, pytest_args, run_pytest
-from bench.scaffold import write_scaffold
+from bench.options import DEVICE_CHOICES, RunOptions, add_cli_arguments
+from bench.results import Run, load_runs, machine_kind, pool_runs
+
+if TYPE_CHECKING:
+    from bench.claims import ClaimResult
+    from bench.compare import Comparison
+    from bench.runner import Outcome
+
+# The commands import what they need (torch, pytest, matplotlib, scipy) when they run: `bench gate`
+# and `bench init` should not pay seconds of imports for `bench run`'s machinery.
 
 OK, FAILURES, UNUSABLE, INTERRUPTED = 0, 1, 2, 130
 
@@ -194,6 +187,8 @@ def _selection_error(args: argparse.Namespace, outcome: Outcome, err: Console) -
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from bench.scaffold import write_scaffold
+
     scaffold = write_scaffold(Path.cwd(), args.path, args.function, force=args.force)
     err = _console(stderr=True)
     err.print(f"wrote {escape(str(scaffold.suite_file))}")
@@ -206,6 +201,9 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from bench.device import plan_devices
+    from bench.runner import pytest_args, run_pytest
+
     err = _console(stderr=True)
     options = RunOptions.from_namespace(args)
     plan_devices(options.device)
@@ -226,6 +224,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bench.claims import audit
+    from bench.compare import compare_runs
+    from bench.device import plan_devices
+    from bench.render.console import print_results
+    from bench.runner import pytest_args, run_pytest
+
     out, err = _console(), _console(stderr=True)
     options = RunOptions.from_namespace(args)
     plan = plan_devices(options.device)
@@ -264,6 +268,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _count_pass(args: argparse.Namespace, json_path: Path, err: Console) -> None:
     """Count the run's timed CPU items under callgrind and write the counts into its JSON."""
+    from bench.runner import pytest_args
+
     doc = json.loads(json_path.read_text())
     nodeids = [
         entry["fullname"]
@@ -300,6 +306,10 @@ def _count_pass(args: argparse.Namespace, json_path: Path, err: Console) -> None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from bench.claims import audit
+    from bench.compare import compare_runs
+    from bench.render.report import render_report
+
     runs = load_runs(args.results)
     rows = compare_runs(runs)
     claims = [c for run in runs for c in audit(run)]
@@ -316,6 +326,9 @@ def _write_report(
     path: Path, runs: list[Run], rows: list[Comparison], claims: list[ClaimResult], command: str
 ) -> None:
     """The markdown report with its figures in ``<stem>-figures/`` beside it."""
+    from bench.render.plots import report_figures
+    from bench.render.report import render_report
+
     path.parent.mkdir(parents=True, exist_ok=True)
     figures = report_figures(rows, path.parent / f"{path.stem}-figures")
     links = [(f.title, f.path.relative_to(path.parent).as_posix()) for f in figures]
@@ -323,6 +336,12 @@ def _write_report(
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    from bench.device import plan_devices
+    from bench.profiling import profile_case
+    from bench.registry import REGISTRY
+    from bench.render import format as fmt
+    from bench.runner import pytest_args, run_pytest
+
     out, err = _console(), _console(stderr=True)
     plan = plan_devices(args.device)
     outcome = run_pytest(pytest_args(profile=args.profile, device=args.device, collect_only=True), None)
@@ -360,6 +379,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from bench.history import load_history
+    from bench.render.history import render_history
+
     history = load_history(args.folder)
     output = args.output or args.folder / "history.md"
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -414,6 +436,9 @@ def baseline_for(current: Run, where: Path) -> tuple[list[Path], str]:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
+    from bench.gate import gate, load_rules
+    from bench.render.gate import render_gate
+
     currents = load_runs(args.current)
     baseline_paths, note = baseline_for(currents[0], args.baseline)
     current, baseline = pool_runs(currents), pool_runs(load_runs(baseline_paths))

@@ -346,14 +346,3 @@ def measured_limits(device: str, timer: Timer = _best_seconds) -> dict[str, Any]
         "cache_stream": cache.as_dict() if cache else None,
         "llc_bytes": last_level_cache_bytes(device),
     }
-
-
-def machine_kind(env: dict[str, Any] | Any) -> str:
-    """A file-name-safe name for the kind of machine a run came from (baselines are per kind)."""
-    gpu = env.get("gpu")
-    if gpu:
-        raw = f"cuda-{gpu.get('name', 'gpu')}"
-    else:
-        raw = f"cpu-{env.get('cpu_count', '?')}core-{env.get('cpu_model', 'unknown')}"
-    slug = re.sub(r"[^a-z0-9]+", "-", raw.lower()).strip("-")
-    return slug or "unknown"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -473,3 +474,14 @@ def _rows(run: Run) -> Iterator[dict[str, Any]]:
         row.update({f"param.{k}": v for k, v in rec.params.items()})
         row.update({f"extra.{k}": v for k, v in rec.extra.items()})
         yield row
+
+
+def machine_kind(env: dict[str, Any] | Any) -> str:
+    """A file-name-safe name for the kind of machine a run came from (baselines are per kind)."""
+    gpu = env.get("gpu")
+    if gpu:
+        raw = f"cuda-{gpu.get('name', 'gpu')}"
+    else:
+        raw = f"cpu-{env.get('cpu_count', '?')}core-{env.get('cpu_model', 'unknown')}"
+    slug = re.sub(r"[^a-z0-9]+", "-", raw.lower()).strip("-")
+    return slug or "unknown"

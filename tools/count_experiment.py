@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.counts import ItemCount, count_items, merge_into  # noqa: E402
-from bench.environment import machine_kind  # noqa: E402
+from bench.results import machine_kind  # noqa: E402
 from bench.gate import REGRESSION, gate, load_rules  # noqa: E402
 from bench.results import load_run  # noqa: E402
 

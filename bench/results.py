@@ -146,13 +146,8 @@ class Record:
             parameters=bench.get("parameters"),
             extra=dict(bench.get("extra") or {}),
             error=bench.get("error"),
-            rounds_s=tuple(float(x) for x in stats.get("data") or ()),
             paired_ratios=tuple(float(x) for x in paired.get("ratios") or ()),
-            median_s=stats.get("median"),
-            iqr_s=stats.get("iqr"),
-            mean_s=stats.get("mean"),
-            min_s=stats.get("min"),
-            iterations=stats.get("iterations"),
+            **_timing(stats),
             source=source,
             counts=bench.get("counts"),
             profile=bench.get("profile"),
@@ -280,14 +275,21 @@ def _plain_record(entry: Mapping[str, Any], source: str) -> Record:
         device="cpu",
         mode=PLAIN,
         exact=True,
-        rounds_s=tuple(float(x) for x in stats.get("data") or ()),
-        median_s=stats.get("median"),
-        iqr_s=stats.get("iqr"),
-        mean_s=stats.get("mean"),
-        min_s=stats.get("min"),
-        iterations=stats.get("iterations"),
+        **_timing(stats),
         source=source,
     )
+
+
+def _timing(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """The Record fields that pytest-benchmark's ``stats`` give, harness record or plain."""
+    return {
+        "rounds_s": tuple(float(x) for x in stats.get("data") or ()),
+        "median_s": stats.get("median"),
+        "iqr_s": stats.get("iqr"),
+        "mean_s": stats.get("mean"),
+        "min_s": stats.get("min"),
+        "iterations": stats.get("iterations"),
+    }
 
 
 def _plain_environment(machine: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import contextlib
 import gc
 import itertools
 import json
+import math
 import os
 import platform
 import re
@@ -46,15 +47,26 @@ PINNED_ENV: Mapping[str, str] = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "MKL_CBWR": "AVX2",
-    # glibc picks memcpy/memset strategies from the cache sizes it reads off the CPU; fixed
-    # thresholds make the same choice on every machine.
+    # glibc picks memcpy/memset strategies from the cache sizes it reads off the CPU: fixed
+    # thresholds make the same choice on every machine. And malloc's own state-dependent choices
+    # are switched off: a fixed mmap threshold (by default it moves up as large blocks are
+    # freed) and no trimming of the heap's top (else a call can shrink and regrow it, or not,
+    # depending on where the top lay when the child was forked): measured, a 180,000-instruction
+    # call moved by 4.7 % per call between two passes without these.
     "GLIBC_TUNABLES": "glibc.cpu.x86_non_temporal_threshold=0x300000:glibc.cpu.x86_rep_movsb_threshold=0x800"
-    ":glibc.cpu.x86_rep_stosb_threshold=0x800",
+    ":glibc.cpu.x86_rep_stosb_threshold=0x800:glibc.malloc.mmap_threshold=0x400000"
+    ":glibc.malloc.trim_threshold=0x40000000:glibc.malloc.top_pad=0x1000000",
 }
 # The variables that name a code path; the record keeps their values as the count ran them.
 CODE_PATH_ENV = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "GLIBC_TUNABLES")
 DEFAULT_WARMUP = 2
 DEFAULT_LIMIT_S = 120.0
+# A small call is counted many times and the count divided: one-off costs inside the counted
+# region (an allocator growing its heap, a dictionary resizing), which depend on the state the
+# child inherited, are then a share of many calls. Measured on a 180,000-instruction call:
+# ±2 % between passes with one call.
+TARGET_INSTRUCTIONS = 2e7
+MAX_CALLS = 1000
 INSTALL_HINT = (
     "instruction counts need valgrind (callgrind): install it with `apt-get install -y valgrind` "
     "(Debian/Ubuntu; run `apt-get update` first) or your system's package manager"
@@ -117,7 +129,7 @@ class CountRequest:
 
     nodeids: tuple[str, ...]
     pytest_args: tuple[str, ...]  # options that make collection select the same items as the run
-    calls: int = 1
+    calls: int = 0  # 0: as many as make TARGET_INSTRUCTIONS (a probe call decides), at most MAX_CALLS
     warmup: int = DEFAULT_WARMUP
     limit_s: float = DEFAULT_LIMIT_S  # per item, under valgrind
     rootdir: str = ""
@@ -181,15 +193,19 @@ def require_valgrind(which: Callable[[str], str | None] | None = None) -> str:
 
 def parse_callgrind(path: Path) -> dict[str, float]:
     """The totals of one callgrind output file, by event name (Ir, and the cache events)."""
+    return _parse_callgrind_text(path.read_text(errors="replace"), str(path))
+
+
+def _parse_callgrind_text(text: str, where: str) -> dict[str, float]:
     events: list[str] = []
     totals: list[float] = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         if line.startswith("events:"):
             events = line.split(":", 1)[1].split()
         elif line.startswith(("summary:", "totals:")):
             totals = [float(x) for x in line.split(":", 1)[1].split()]
     if not events or not totals:
-        raise BenchError(f"{path} is not a callgrind output file (no events or totals line)")
+        raise BenchError(f"{where} is not a callgrind output file (no events or totals line)")
     # Trailing zero events may be left out of the totals line.
     return {name: totals[i] if i < len(totals) else 0.0 for i, name in enumerate(events)}
 
@@ -224,7 +240,7 @@ def count_items(
     nodeids: Sequence[str],
     pytest_args: Sequence[str],
     *,
-    calls: int = 1,
+    calls: int = 0,
     warmup: int = DEFAULT_WARMUP,
     limit_s: float = DEFAULT_LIMIT_S,
     cache_sim: bool = False,
@@ -234,8 +250,8 @@ def count_items(
 ) -> tuple[list[ItemCount], dict[str, Any]]:
     """Count every item under callgrind in one measuring process; returns the counts and the
     run-level context (tool, code path, CPU) every record's ``counts`` shares."""
-    if calls < 1 or warmup < 0 or not limit_s > 0:
-        raise BenchError("counts need calls >= 1, warm-up >= 0 and a positive per-item limit")
+    if calls < 0 or warmup < 0 or not limit_s > 0:
+        raise BenchError("counts need calls >= 0 (0: chosen per item), warm-up >= 0 and a positive limit")
     version = require_valgrind()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-counts-") as tmp:
@@ -326,14 +342,10 @@ def _item_result(raw: Mapping[str, Any], out_dir: Path) -> ItemCount:
             calls,
             "the call starts other processes, whose instructions a per-call count cannot include",
         )
-    dumps = sorted(out_dir.glob(f"cg.{pid}.*"))
-    if not dumps:
+    dump = out_dir / str(raw.get("dump") or f"cg.{pid}.1")
+    if not dump.exists():
         return ItemCount(nodeid, None, calls, "callgrind wrote no counts for the call")
-    totals: dict[str, float] = {}
-    for dump in dumps:
-        for name, value in parse_callgrind(dump).items():
-            totals[name] = totals.get(name, 0.0) + value
-    per_call = {name: value / calls for name, value in totals.items()}
+    per_call = {name: value / calls for name, value in parse_callgrind(dump).items()}
     return ItemCount(nodeid, per_call.get("Ir"), calls, None, per_call, dict(raw.get("seconds") or {}))
 
 
@@ -481,17 +493,27 @@ def _count_in_child(
         gc.collect()
         gc.disable()  # a collection inside the counted calls would depend on what ran before
         clock.append(time.perf_counter())
-        client.start()
-        for _ in range(request.calls):
+        calls, dumps = request.calls, 1
+        if calls == 0:  # one probe call tells how many calls make the target
+            client.start()
             call()
-        client.stop()
+            client.stop()
+            probe = _parse_callgrind_text(scratch.read(f"cg.{os.getpid()}.1") or "", "the probe").get("Ir", 0)
+            calls = min(MAX_CALLS, max(1, math.ceil(TARGET_INSTRUCTIONS / max(probe, 1.0))))
+            dumps = 2 if calls > 1 else 1
+        if dumps == 2 or request.calls:
+            client.start()
+            for _ in range(calls):
+                call()
+            client.stop()
         clock.append(time.perf_counter())
     phases = dict(
         zip(("setup", "warmup", "counted"), (b - a for a, b in itertools.pairwise(clock)), strict=True)
     )
     raw = {
         "nodeid": item.nodeid,
-        "calls": request.calls,
+        "calls": calls,
+        "dump": f"cg.{os.getpid()}.{dumps}",
         "pid": os.getpid(),
         "spawned": [],
         "seconds": phases,

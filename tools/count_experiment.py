@@ -35,9 +35,12 @@ from bench.counts import ItemCount, count_items, merge_into  # noqa: E402
 from bench.results import machine_kind  # noqa: E402
 from bench.gate import REGRESSION, gate, load_rules  # noqa: E402
 from bench.results import load_run  # noqa: E402
+from bench.runner import pytest_args  # noqa: E402
 
 DEFAULT_TARGET = "suites/paco2.py::paco2.mahalanobis[batch8-parts4-dim64-cpu-whitened]"
-COLLECTION = ["--benchmark-only", "--bench-profile=quick", "--bench-device=cpu", "-m", ""]
+# The counting process's collection exactly as `bench run --counts --profile quick` gives it: other
+# options would change what the counting process did before forking, and so its heap.
+COLLECTION = pytest_args(profile="quick", device="cpu", collect_only=True)
 
 # A pytest plugin, loaded into the counting process, that plants the extra work in one item.
 PLANT = '''

@@ -32,9 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.counts import ItemCount, count_items, merge_into  # noqa: E402
-from bench.results import machine_kind  # noqa: E402
 from bench.gate import REGRESSION, gate, load_rules  # noqa: E402
-from bench.results import load_run  # noqa: E402
+from bench.results import load_run, machine_kind  # noqa: E402
 from bench.runner import pytest_args  # noqa: E402
 
 DEFAULT_TARGET = "suites/paco2.py::paco2.mahalanobis[batch8-parts4-dim64-cpu-whitened]"

@@ -104,7 +104,8 @@ def test_counts_repeat_and_see_more_work(toy_project: Path) -> None:
     """Under callgrind for real, twice. Two counting processes agree within 0.5 %, well inside the
     gate's 1 % (measured up to 0.2 % on this 220,000-instruction call: the counting process's heap
     after collection depends a little on what its collection did), and so does the same item
-    counted twice in one process; a larger matrix costs more instructions; an unknown item gets a reason, not a failed pass. About 40 s."""
+    counted twice in one process; a larger matrix costs more instructions; an unknown item and one
+    whose call forks get a reason, not a failed pass. About 40 s."""
     item = "suites/toy.py::toy.square[n{}-cpu-{}]"
     ids = [item.format(8, "reference"), item.format(8, "reference"), item.format(16, "reference")]
     ids += [item.format(8, "nonexistent"), item.format(8, "forks")]

@@ -273,9 +273,10 @@ def count_items(
         log = out_dir / "valgrind.log"
         budget = 300 + limit_s * (len(nodeids) + 1)
         with log.open("w") as fh:
-            # The scratch folder's name is random; every path the counting process holds is
-            # relative to it, because the content of a path string moves the count (string
-            # hashing and allocation), and two passes must count the same.
+            # The scratch folder's name is random: the counting process starts in it, names its
+            # files relative to it and then works in the project root, so that it holds no path
+            # naming the folder (the content of a path string moves the count: string hashing,
+            # allocation sizes, pytest's caches keyed on its working directory).
             proc = subprocess.Popen(
                 _command(request_path, out_dir, cache_sim, client is not None),
                 cwd=out_dir,
@@ -334,8 +335,7 @@ def _item_result(raw: Mapping[str, Any], out_dir: Path) -> ItemCount:
     if raw.get("reason"):
         return ItemCount(nodeid, None, calls, str(raw["reason"]))
     pid = int(raw["pid"])
-    others = [p for p in raw.get("spawned", [])]
-    if others:
+    if raw.get("spawned"):
         return ItemCount(
             nodeid,
             None,

@@ -530,6 +530,7 @@ def worker(request_name: str) -> int:
     import pytest
     import torch
 
+    from bench.environment import cpu_model
     from bench.plugin import SPEC_KEY, session_of
 
     torch.set_num_threads(1)
@@ -555,7 +556,7 @@ def worker(request_name: str) -> int:
         "torch": torch.__version__,
         "torch_git": torch.version.git_version,
         "python": platform.python_version(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "guest_cpu": client.guest_cpu,
         "warmup": request.warmup,
     }
@@ -598,16 +599,6 @@ def worker(request_name: str) -> int:
 
 def _write(scratch: _Scratch, name: str, nodeid: str, calls: int, reason: str) -> None:
     scratch.write(name, json.dumps({"nodeid": nodeid, "calls": calls, "reason": reason}))
-
-
-def _cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        return None
-    return None
 
 
 def merge_into(json_path: Path, counts: Sequence[ItemCount], context: Mapping[str, Any]) -> int:

@@ -70,7 +70,7 @@ def main() -> int:
         (project / "suites").mkdir()
         (project / "suites" / "__init__.py").write_text("")
         shutil.copy(SUITE, project / "suites" / "fidelity.py")
-        (project / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
+        (project / "pytest.ini").write_text("[pytest]\npythonpath = .\nbench_suites = suites\n")
         os.chdir(project)
         sys.path.insert(0, str(project))
         suite = importlib.import_module("suites.fidelity")

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.case import CLAIM_METRICS, point_id
-from bench.compare import peak_bytes
+from bench.compare import peak_bytes, speedup
 from bench.results import Record, Run
-from bench.stats import ratio_interval
 
 HOLDS = "holds"
 UNDERSTATED = "understated"
@@ -92,8 +91,11 @@ def _measure(
     if metric in ("speedup", "time_reduction", "time_increase"):
         if base is None or not base.median_s or not var.median_s:
             return None, None, "no timing for the baseline or the variant"
-        ratio = base.median_s / var.median_s
-        ci = ratio_interval(base.rounds_s, var.rounds_s)
+        found = speedup(base, var)
+        if found is None:
+            return None, None, "no timing for the baseline or the variant"
+        ratio = found.estimate
+        ci = (found.low, found.high) if found.low < found.high else None
         transform: Callable[[float], float] = {
             "speedup": lambda r: r,
             "time_reduction": lambda r: 1 - 1 / r,
@@ -101,7 +103,7 @@ def _measure(
         }[metric]
         ends = sorted((transform(ci[0]), transform(ci[1]))) if ci else None
         interval = (ends[0], ends[1]) if ends else None
-        return transform(ratio), interval, "" if ci else "fewer than 3 rounds on a side"
+        return transform(ratio), interval, "" if ci else found.method
     if metric in ("memory_reduction", "memory_increase"):
         b, v = (peak_bytes(base) if base else None), peak_bytes(var)
         if not b or v is None:

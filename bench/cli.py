@@ -239,9 +239,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         err.print(f"[yellow]note:[/] {device} items are skipped: {reason}")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     json_path = args.json or Path("results") / f"run-{stamp}.json"
+    if options.resume is not None:
+        resumed = _resumed_args(options.resume, err)
+        if resumed is None:
+            return UNUSABLE
+        run_args, json_path = resumed
+    else:
+        run_args = pytest_args(options, json_path=json_path)
     report_path = args.report or json_path.with_suffix(".md")
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    outcome = run_pytest(pytest_args(options, json_path=json_path), err)
+    outcome = run_pytest(run_args, err)
     problem = _selection_error(args, outcome, err)
     if problem is not None:
         return problem
@@ -264,6 +271,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         err.print("[yellow]interrupted:[/] the results above are the items finished before the interrupt")
         return INTERRUPTED
     return FAILURES if outcome.failed else OK
+
+
+def _resumed_args(journal: Path, err: Console) -> tuple[list[str], Path] | None:
+    """The cut-short run's pytest arguments (from its journal's header), resuming, and its JSON."""
+    from bench.journal import read_journal
+
+    header, groups = read_journal(journal)
+    args = [a for a in header["args"] if not a.startswith("--bench-resume")]
+    json_arg = next((a for a in args if a.startswith("--benchmark-json=")), None)
+    if json_arg is None:
+        err.print(f"[red]error:[/] {journal} does not say where its run's JSON goes (no --benchmark-json)")
+        return None
+    err.print(f"resuming {journal}: {len(groups)} measured group(s) taken from it, the rest measured now")
+    return [*args, f"--bench-resume={journal}"], Path(json_arg.split("=", 1)[1])
 
 
 def _count_pass(args: argparse.Namespace, json_path: Path, err: Console) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.results import Record, Run
-from bench.stats import ratio_interval
+from bench.stats import Speedup, ratio_interval, trial_speedup
 
 # Below this, resident-set growth is page-level noise and a ratio of two such numbers means nothing.
 MIN_RATIO_BYTES = 2**20
@@ -26,6 +26,33 @@ BYTE_UNITS = {
 MEMORY, CACHE, PARTLY_CACHED, OVER = "memory", "cache", "partly cached", "over"
 # STREAM's rule: data up to 4x the last-level cache may still be served from it in part.
 CACHE_MULTIPLE = 4
+
+
+def speedup(base: Record, var: Record) -> Speedup | None:
+    """How much faster ``var`` is than ``base`` (both of one group, one run), with its interval:
+    the one computation behind every speedup the harness shows, judges or gates on.
+
+    The variant's stored speedup where ``base`` is its reference; else the trials of the two, which
+    ran in the same worker processes (bench.stats.trial_speedup); for files without trials (older
+    runs, plain pytest-benchmark files), a bootstrap of the two sets of rounds of one process,
+    labelled as such.
+    """
+    if not (base.timed and var.timed and base.median_s and var.median_s):
+        return None
+    if var.speedup and base.role == "reference" and var.role != "reference":
+        return Speedup.from_dict(var.speedup)
+    if base is var:
+        return None
+    if base.trials and len(base.trials) == len(var.trials):
+        found = trial_speedup(base.trials, var.trials)
+        if found is not None:
+            return found
+    ci = ratio_interval(base.rounds_s, var.rounds_s)
+    ratio = base.median_s / var.median_s
+    low, high = ci if ci else (ratio, ratio)
+    return Speedup(
+        ratio, low, high, 1, "bootstrap of the rounds of one process" if ci else "fewer than 3 rounds"
+    )
 
 
 @dataclass(frozen=True)
@@ -82,6 +109,8 @@ class Comparison:
     rounds: int = 0
     speedup: float | None = None
     speedup_ci: tuple[float, float] | None = None
+    speedup_method: str | None = None
+    aa: Speedup | None = None  # the reference's A/A control (the reference timed again as a variant)
     peak_bytes: int | None = None
     memory_ratio: float | None = None
     correctness: str = ""
@@ -153,10 +182,9 @@ def compare_run(run: Run) -> list[Comparison]:
         limits = peaks.get(device.split(":")[0]) or {}
         device_peak = limits.get("gflops_fp32")
         for rec in recs:
-            speedup = ci = None
-            if ref is not None and rec.timed and ref.median_s and rec.median_s:
-                speedup = ref.median_s / rec.median_s
-                ci = ratio_interval(ref.rounds_s, rec.rounds_s) if rec is not ref else None
+            found = speedup(ref, rec) if ref is not None and rec is not ref else None
+            value = 1.0 if rec is ref and rec.timed else (found.estimate if found else None)
+            ci = (found.low, found.high) if found is not None and found.low < found.high else None
             mine = peak_bytes(rec)
             gflops = (
                 rec.flops_per_call / rec.median_s / 1e9
@@ -187,8 +215,10 @@ def compare_run(run: Run) -> list[Comparison]:
                     median_s=rec.median_s if rec.timed else None,
                     iqr_s=rec.iqr_s if rec.timed else None,
                     rounds=len(rec.rounds_s),
-                    speedup=speedup,
+                    speedup=value,
                     speedup_ci=ci,
+                    speedup_method=found.method if found else None,
+                    aa=Speedup.from_dict(rec.aa) if rec.aa else None,
                     peak_bytes=mine,
                     memory_ratio=(
                         mine / ref_peak

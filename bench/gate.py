@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.compare import peak_bytes
+from bench.compare import peak_bytes, speedup
 from bench.errors import ResultsError, RulesError
 from bench.results import Record, Run
 from bench.stats import paired_change_interval, slower_p_value, speedup_change_interval
@@ -268,6 +268,30 @@ def _ratio_finding(
             *base, rule="ratio", status=NOT_COMPARABLE, detail="the reference was not timed in both runs"
         )
     assert ref_now.median_s and ref_before.median_s and var_now.median_s and var_before.median_s
+    sp_now, sp_before = speedup(ref_now, var_now), speedup(ref_before, var_before)
+    if sp_now is not None and sp_before is not None and sp_now.trials > 1 and sp_before.trials > 1:
+        # Both runs measured in trials: the same intervals the report shows. A regression needs the
+        # two intervals to separate, and the change to pass the threshold.
+        change = sp_now.estimate / sp_before.estimate - 1
+        if change < -rules.ratio_threshold and sp_now.high < sp_before.low:
+            status = REGRESSION
+        elif change > rules.ratio_threshold and sp_now.low > sp_before.high:
+            status = IMPROVEMENT
+        else:
+            status = UNCHANGED
+        return Finding(
+            *base,
+            rule="ratio",
+            status=status,
+            before=sp_before.estimate,
+            now=sp_now.estimate,
+            change=change,
+            interval=(sp_now.low / sp_before.high - 1, sp_now.high / sp_before.low - 1),
+            detail=(
+                f"wall clock: speedup may fall by {rules.ratio_threshold:.0%}, with intervals that "
+                f"separate ({sp_now.trials} trials against {sp_before.trials})"
+            ),
+        )
     samples: tuple[Sequence[float], Sequence[float]] | None = None
     if len(var_now.run_speedups) >= 3 and len(var_before.run_speedups) >= 3:
         # Several runs on each side: each run's speedup is one observation, since the process is

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.compare import speedup
 from bench.errors import ResultsError
 from bench.results import Record, Run, load_run
-from bench.stats import slower_p_value
+from bench.stats import slower_p_value, trial_median
 
 STEP_THRESHOLD = 0.10  # a median moving by more than this ...
 STEP_ALPHA = 0.01  # ... with a Mann-Whitney p below this, between consecutive runs, is a step
@@ -63,7 +64,26 @@ def load_history(folder: Path) -> History:
     return History(tuple(runs), tuple(_series(runs)), tuple(skipped))
 
 
-def _step(previous: Record, current: Record) -> str:
+def _interval(rec: Record, ref: Record | None) -> tuple[float, float, float] | None:
+    """What a step is judged on, as (estimate, low, high) with "slower" meaning smaller: a
+    variant's speedup over its reference, the reference's calls per second, over the trials."""
+    if ref is not None and rec is not ref:
+        found = speedup(ref, rec)
+        return (found.estimate, found.low, found.high) if found is not None and found.trials > 1 else None
+    timed = trial_median(rec.trials)
+    return (1 / timed[0], 1 / timed[2], 1 / timed[1]) if timed is not None else None
+
+
+def _step(previous: Record, current: Record, previous_ref: Record | None, current_ref: Record | None) -> str:
+    before, now = _interval(previous, previous_ref), _interval(current, current_ref)
+    if before is not None and now is not None:
+        # Runs measured in trials: a step needs their intervals to separate, and a real change.
+        change = now[0] / before[0] - 1
+        if change < -STEP_THRESHOLD and now[2] < before[1]:
+            return "slower"
+        if change > STEP_THRESHOLD and now[1] > before[2]:
+            return "faster"
+        return ""
     if not (previous.median_s and current.median_s and previous.rounds_s and current.rounds_s):
         return ""
     change = current.median_s / previous.median_s - 1
@@ -75,20 +95,20 @@ def _step(previous: Record, current: Record) -> str:
 
 
 def _series(runs: Sequence[Run]) -> list[Series]:
-    by_key: dict[tuple[str, str, str, str], list[tuple[int, Record, float | None]]] = {}
+    by_key: dict[tuple[str, str, str, str], list[tuple[int, Record, Record | None]]] = {}
     for index, run in enumerate(runs):
         refs = {(r.case, r.point, r.device): r for r in run.records if r.role == "reference" and r.timed}
         for rec in run.records:
             if not rec.timed or rec.median_s is None:
                 continue
-            ref = refs.get((rec.case, rec.point, rec.device))
-            speedup = ref.median_s / rec.median_s if ref and ref.median_s else None
-            by_key.setdefault(rec.key, []).append((index, rec, speedup))
+            by_key.setdefault(rec.key, []).append((index, rec, refs.get((rec.case, rec.point, rec.device))))
     series = []
     for key, entries in by_key.items():
         points = []
-        for i, (index, rec, speedup) in enumerate(entries):
-            step = _step(entries[i - 1][1], rec) if i else ""
-            points.append(Point(index, float(rec.median_s or 0.0), speedup, step))
+        for i, (index, rec, ref) in enumerate(entries):
+            step = _step(entries[i - 1][1], rec, entries[i - 1][2], ref) if i else ""
+            found = speedup(ref, rec) if ref is not None and ref is not rec else None
+            value = 1.0 if ref is rec else (found.estimate if found else None)
+            points.append(Point(index, float(rec.median_s or 0.0), value, step))
         series.append(Series(*key, points=tuple(points)))
     return series

@@ -42,6 +42,12 @@ class Timing:
 PROFILE_TIMING: Mapping[str, Timing] = MappingProxyType(
     {"quick": Timing(5, 0.25, 0.0002), "full": Timing(10, 2.0, 0.0005)}
 )
+# Trials per item (worker processes, one after another): the interval of a speedup is over them.
+PROFILE_TRIALS: Mapping[str, int] = MappingProxyType({"quick": 5, "full": 7})
+# torch threads in a worker unless --threads says otherwise. One: on a 2-core machine two identical
+# quick runs moved a speedup by ~18 % (median) with torch's default two threads, 3-7 % with one;
+# and a 2-thread OpenMP op can stall a scheduler tick under contention.
+DEFAULT_THREADS = 1
 # The -m expression a profile uses when none is given: quick leaves out the cases marked `slow`
 # (cold torch.compile, multi-process DDP: minutes each on a 2-core CPU).
 PROFILE_MARKERS: Mapping[str, str] = MappingProxyType({"quick": "not slow", "full": ""})
@@ -101,7 +107,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "threads",
         "threads",
-        "torch intra-op threads for the run (default: torch's own, usually the core count)",
+        f"torch intra-op threads in the workers (default {DEFAULT_THREADS}: one thread moves a "
+        "speedup 3-7 %% between runs on a 2-core machine, torch's default of two ~18 %%)",
         {"type": int, "metavar": "N"},
         commands=("run",),
     ),
@@ -122,11 +129,35 @@ OPTIONS: tuple[Option, ...] = (
         cli_flag="profile-traces",
     ),
     Option(
-        "paired_budget_s",
-        "paired-budget",
-        "seconds of reference/variant paired rounds per variant after its timing (the gate's ratio "
-        "rule uses them); default: the profile's time per item; 0 turns them off",
-        {"type": float, "metavar": "SECONDS"},
+        "trials",
+        "trials",
+        "independent trials per item, each in a fresh worker process (default: the profile's, "
+        f"{', '.join(f'{p} {n}' for p, n in sorted(PROFILE_TRIALS.items()))})",
+        {"type": int, "metavar": "N"},
+        commands=("run",),
+    ),
+    Option(
+        "worker_start",
+        "worker-start",
+        "how workers start: fork (from the run's process, which has imported torch and the suites), "
+        "spawn (a fresh interpreter), or auto (spawn for CUDA items, fork otherwise)",
+        {"choices": ("auto", "fork", "spawn"), "default": "auto"},
+        commands=("run",),
+    ),
+    Option(
+        "memory_limit_mb",
+        "memory-limit",
+        "address space (MiB) a worker may add to what it starts with; beyond it an allocation "
+        "fails and the item is recorded as oom",
+        {"type": float, "metavar": "MIB"},
+        commands=("run",),
+    ),
+    Option(
+        "resume",
+        "resume",
+        "complete a run that was cut short from its journal (RESULTS.journal.jsonl): the groups "
+        "it holds are taken from it, the rest measured",
+        {"type": Path, "metavar": "JOURNAL"},
         commands=("run",),
     ),
 )
@@ -146,7 +177,10 @@ class RunOptions:
     threads: int | None = None
     no_probes: bool = False
     traces: Path | None = None
-    paired_budget_s: float | None = None
+    trials: int | None = None
+    worker_start: str = "auto"
+    memory_limit_mb: float | None = None
+    resume: Path | None = None
     keyword: str | None = None
     markers: str | None = None
 
@@ -159,12 +193,24 @@ class RunOptions:
             raise SelectionError(f"--threads must be at least 1, got {self.threads}")
         if self.time_limit_s is not None and not self.time_limit_s > 0:
             raise SelectionError(f"--time-limit must be more than 0 seconds, got {self.time_limit_s}")
-        if self.paired_budget_s is not None and not self.paired_budget_s >= 0:
-            raise SelectionError(f"--paired-budget must be 0 or more seconds, got {self.paired_budget_s}")
+        if self.trials is not None and self.trials < 2:
+            raise SelectionError(
+                f"--trials must be at least 2 (an interval needs two processes), got {self.trials}"
+            )
+        if self.memory_limit_mb is not None and not self.memory_limit_mb > 0:
+            raise SelectionError(f"--memory-limit must be more than 0 MiB, got {self.memory_limit_mb}")
 
     @property
     def probes(self) -> bool:
         return not self.no_probes
+
+    @property
+    def trial_count(self) -> int:
+        return self.trials if self.trials is not None else PROFILE_TRIALS[self.profile]
+
+    @property
+    def worker_threads(self) -> int:
+        return self.threads if self.threads is not None else DEFAULT_THREADS
 
     @property
     def timing(self) -> Timing:

@@ -77,8 +77,8 @@ class SuiteFile(pytest.File):
 
 
 def _item_function(session: BenchSession, spec: ItemSpec) -> Any:
-    def bench_item(benchmark: Any) -> None:
-        session.run(spec, benchmark)
+    def bench_item(benchmark: Any, request: pytest.FixtureRequest) -> None:
+        session.run(spec, benchmark, request.node)
 
     bench_item.__doc__ = f"{spec.case.name}: {spec.variant} on {spec.device} at {spec.params}"
     return bench_item

@@ -21,7 +21,7 @@ SUPPORTED_SCHEMAS = (1,)
 PLAIN = "plain"  # the role of a benchmark that a plain pytest-benchmark run wrote
 
 # Keys of a record's JSON that are written only when they hold something (older files lack them).
-_OPTIONAL_KEYS = ("paired", "trace", "flops_error", "counts", "item")
+_OPTIONAL_KEYS = ("paired", "trace", "flops_error", "counts", "item", "aa")
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,13 @@ class Record:
     trace: str | None = None  # the folder of the item's profiler trace, when traces were asked for
     flops_error: str | None = None  # why FLOPs could not be counted
     item: str | None = None  # the item's name, on failed records
+    # The speedup over the reference with its interval over the trials (bench.stats.Speedup's
+    # dict); None for the reference, and for files written before trials.
+    speedup: Mapping[str, Any] | None = None
+    # The reference only: its A/A control, the reference timed again as if it were a variant.
+    aa: Mapping[str, Any] | None = None
+    # Seconds per call of every round, one tuple per trial (their concatenation is rounds_s).
+    trials: tuple[tuple[float, ...], ...] = ()
 
     @property
     def point(self) -> str:
@@ -162,6 +169,9 @@ class Record:
             trace=bench.get("trace"),
             flops_error=bench.get("flops_error"),
             item=bench.get("item"),
+            speedup=bench.get("speedup"),
+            aa=bench.get("aa"),
+            trials=tuple(tuple(float(x) for x in t["rounds_s"]) for t in bench.get("trials") or ()),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -208,6 +218,8 @@ class Record:
             "first_call_s": self.first_call_s,
             "prepare_s": self.prepare_s,
             "error": _plain_data(self.error),
+            "speedup": _plain_data(self.speedup),
+            "trials": [{"trial": i, "rounds_s": list(t)} for i, t in enumerate(self.trials)],
         }
         optional = {
             "paired": paired,
@@ -215,6 +227,7 @@ class Record:
             "flops_error": self.flops_error,
             "counts": _plain_data(self.counts),
             "item": self.item,
+            "aa": _plain_data(self.aa),
         }
         doc.update({key: optional[key] for key in _OPTIONAL_KEYS if optional[key] is not None})
         return doc
@@ -409,6 +422,10 @@ def pool_runs(runs: Sequence[Run]) -> Run:
                 rounds_s=rounds,
                 paired_ratios=tuple(x for r in recs for x in r.paired_ratios),
                 run_speedups=tuple(speedups.get(key, ())),
+                # Every run's trials are independent processes: the pooled interval is over all of
+                # them (each run's own speedup no longer applies).
+                trials=tuple(t for r in recs for t in r.trials) if all(r.trials for r in recs) else (),
+                speedup=None,
                 median_s=float(statistics.median(rounds)) if rounds else recs[0].median_s,
                 source=f"{len(recs)} runs",
             )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -110,3 +112,110 @@ def slower_p_value(now: Sequence[float], before: Sequence[float]) -> float:
     Rank-based, so a few preempted rounds on a shared machine do not decide it; no normality
     assumption about round times, which are skewed."""
     return float(sps.mannwhitneyu(np.asarray(now), np.asarray(before), alternative="greater").pvalue)
+
+
+# Pairs per trial that the hierarchical bootstrap resamples (evenly thinned beyond this).
+MAX_PAIRS_PER_TRIAL = 200
+
+
+@dataclass(frozen=True)
+class Speedup:
+    """A speedup (reference time / implementation time) and its interval over independent trials."""
+
+    estimate: float
+    low: float
+    high: float
+    trials: int
+    method: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "estimate": self.estimate,
+            "low": self.low,
+            "high": self.high,
+            "trials": self.trials,
+            "method": self.method,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Speedup:
+        return cls(
+            float(doc["estimate"]),
+            float(doc["low"]),
+            float(doc["high"]),
+            int(doc["trials"]),
+            str(doc["method"]),
+        )
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    @property
+    def half_width(self) -> float:
+        """Half the interval's width relative to the estimate."""
+        return (self.high - self.low) / 2 / self.estimate
+
+
+def trial_speedup(
+    reference: Sequence[Sequence[float]],
+    variant: Sequence[Sequence[float]],
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> Speedup | None:
+    """The speedup of ``variant`` over ``reference`` from trials of interleaved rounds.
+
+    ``reference[t][j]`` and ``variant[t][j]`` are seconds per call of round j of trial t, measured
+    in the same cycle of the same worker process (so each pair saw the same machine speed). A
+    trial's speedup is the median of its pairs' ratios; the estimate is the geometric mean over
+    trials. The interval is a hierarchical bootstrap (trials resampled, then pairs within each),
+    whose spread is widened for the small number of trials: the standard error is corrected by
+    sqrt(n/(n-1)) and scaled by Student's t with n-1 degrees of freedom, so that variation
+    between processes, which is most of it on a shared machine, is not under-counted. None with
+    no trial of at least 2 pairs.
+    """
+    logs = []
+    for ref, var in zip(reference, variant, strict=True):
+        m = min(len(ref), len(var))
+        if m >= 2:
+            pairs = np.log(np.asarray(ref[:m], dtype=float)) - np.log(np.asarray(var[:m], dtype=float))
+            logs.append(thin(pairs, MAX_PAIRS_PER_TRIAL))
+    n = len(logs)
+    if n == 0:
+        return None
+    centre = float(np.mean([np.median(x) for x in logs]))
+    rng = np.random.default_rng(seed)
+    # medians[t][b, k]: trial t's median over one resample of its pairs, for slot k of replicate b.
+    medians = [np.median(x[rng.integers(0, x.size, size=(n_resamples, n, x.size))], axis=-1) for x in logs]
+    chosen = rng.integers(0, n, size=(n_resamples, n)) if n > 1 else np.zeros((n_resamples, 1), dtype=int)
+    stacked = np.stack(medians)  # (trials, resamples, slots)
+    replicates = stacked[chosen, np.arange(n_resamples)[:, None], np.arange(n)[None, :]].mean(axis=1)
+    if n > 1:
+        se = float(np.std(replicates, ddof=1)) * math.sqrt(n / (n - 1))
+        quantile = float(sps.t.ppf(0.5 + confidence / 2, n - 1))
+        method = f"hierarchical bootstrap over {n} trials, t-scaled"
+    else:
+        se = float(np.std(replicates, ddof=1))
+        quantile = float(sps.norm.ppf(0.5 + confidence / 2))
+        method = "bootstrap of the pairs of 1 trial (no variation between processes seen)"
+    return Speedup(
+        estimate=math.exp(centre),
+        low=math.exp(centre - quantile * se),
+        high=math.exp(centre + quantile * se),
+        trials=n,
+        method=method,
+    )
+
+
+def trial_median(
+    trials: Sequence[Sequence[float]], confidence: float = 0.95
+) -> tuple[float, float, float] | None:
+    """Seconds per call over trials: the geometric mean of the trials' medians and its Student-t
+    interval (estimate, low, high); None with fewer than 2 trials."""
+    logs = [math.log(float(np.median(t))) for t in trials if len(t)]
+    n = len(logs)
+    if n < 2:
+        return None
+    centre, sd = float(np.mean(logs)), float(np.std(logs, ddof=1))
+    half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    return math.exp(centre), math.exp(centre - half), math.exp(centre + half)

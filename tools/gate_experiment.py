@@ -67,7 +67,7 @@ def child(args: argparse.Namespace) -> int:
             extra=[
                 f"suites/{family}.py",
                 *([f"--bench-threads={args.threads}"] if args.threads else []),
-                *([f"--bench-paired-budget={args.paired_budget}"] if args.paired_budget is not None else []),
+                *([f"--bench-trials={args.trials}"] if args.trials is not None else []),
                 *(["--bench-no-probes"] if args.no_probes else []),
             ],
         )
@@ -94,7 +94,7 @@ def _header(args: argparse.Namespace, design: str) -> dict[str, Any]:
         "selection": args.select,
         "planted_in": f"{args.case}/{args.variant}",
         "design": design,
-        "paired_budget_s": args.paired_budget,
+        "trials": args.trials,
         "threads": args.threads,
         "rules": str(args.rules) if args.rules else "defaults",
     }
@@ -204,7 +204,7 @@ def main() -> int:
     parser.add_argument("--group", type=int, default=1, help="runs pooled per gate")
     parser.add_argument("--baseline-runs", type=int, default=1, help="runs pooled into the baseline")
     parser.add_argument(
-        "--paired-budget", type=float, help="seconds of paired rounds per variant (bench run default: 0.25)"
+        "--trials", type=int, help="trials (worker processes) per item (default: the profile's)"
     )
     parser.add_argument("--no-probes", action="store_true", help="skip the probe pass, as tools/self_gate.sh")
     parser.add_argument(
@@ -247,7 +247,7 @@ def main() -> int:
             "--json",
             str(path),
             *(["--threads", str(args.threads)] if args.threads else []),
-            *(["--paired-budget", str(args.paired_budget)] if args.paired_budget is not None else []),
+            *(["--trials", str(args.trials)] if args.trials is not None else []),
             *(["--no-probes"] if args.no_probes else []),
         ]
         env = None

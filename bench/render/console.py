@@ -73,3 +73,14 @@ def print_results(console: Console, rows: list[Comparison], claims: list[ClaimRe
         console.print(table)
     if claims:
         console.print(claims_table(claims))
+    controls = [r for r in rows if r.aa is not None]
+    if controls:
+        bad = [r for r in controls if r.aa is not None and not r.aa.contains(1.0)]
+        line = (
+            f"A/A control: {len(controls) - len(bad)} of {len(controls)} intervals of the reference "
+            "against itself contain 1"
+        )
+        if bad:
+            where = ", ".join(f"{r.case}[{r.point}-{r.device}] {r.aa.estimate:.3f}×" for r in bad if r.aa)
+            line += f"; not trustworthy in this run: {where}"
+        console.print(Text(line, style="yellow" if bad else "dim"))

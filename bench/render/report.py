@@ -21,6 +21,13 @@ def _gpu(gpu: Mapping[str, Any] | None) -> str:
     return f"{gpu['name']} ×{gpu['count']}, {fmt.nbytes(gpu['memory_bytes'])}, driver {driver}"
 
 
+def _threads(run: Run) -> str:
+    trials = run.info.get("trials") or {}
+    if trials.get("threads"):
+        return f"{trials['threads']} in the workers"
+    return str(run.environment.get("threads", "?"))
+
+
 def _environment(run: Run) -> list[str]:
     env: Mapping[str, Any] = run.environment
     gpu = env.get("gpu")
@@ -29,7 +36,7 @@ def _environment(run: Run) -> list[str]:
     lines = [
         f"- **Run**: `{run.path}`, {run.datetime or 'unknown time'}, profile `{run.profile}`",
         f"- **CPU**: {env.get('cpu_model', '?')}, {env.get('cpu_count', '?')} logical cores, "
-        f"torch threads {env.get('threads', '?')}",
+        f"torch threads {_threads(run)}",
         f"- **GPU**: {_gpu(gpu)}",
         f"- **Software**: Python {env.get('python', '?')}, torch {env.get('torch', '?')} "
         f"(CUDA {env.get('cuda') or 'none'}), PennyLane {env.get('pennylane') or 'not installed'}, "
@@ -46,7 +53,8 @@ def _environment(run: Run) -> list[str]:
             "(this run's own threads included)"
         )
         cores = int(env.get("cpu_count") or 0)
-        if is_busy(load, int(env.get("threads") or 1), cores):
+        threads = int((run.info.get("trials") or {}).get("threads") or env.get("threads") or 1)
+        if is_busy(load, threads, cores):
             line += (
                 f" — **busy machine**: other processes kept more than half of its {cores} cores busy, "
                 "so absolute times are inflated and noisy (ratios less so)"
@@ -110,13 +118,7 @@ def _method(run: Run) -> list[str]:
         "workload and are not compared.",
         "- Then warm-up calls, then a separate probe pass (peak memory, FLOPs, GPU sampling), so the "
         "probes do not perturb the timings.",
-        f"- Timing by pytest-benchmark: at least {timing.get('min_rounds', '?')} rounds and up to "
-        f"{timing.get('max_time_s', '?')} s per item, rounds of at least {timing.get('min_time_s', '?')} s "
-        f"(calibrated iterations per round), timer `{timing.get('timer', '?')}`, GC "
-        f"{'disabled' if timing.get('disable_gc') else 'enabled'}. CUDA calls end with a synchronisation.",
-        "- Median and interquartile range of the per-call time over rounds. Speedup = reference median ÷ "
-        "variant median in the same run, with a 95 % percentile-bootstrap interval (1,000 resamples of "
-        "the rounds, at most 1,000 rounds per side, evenly thinned).",
+        *_timing_method(run, timing),
         "- Peak mem Δ: growth of the resident set during one call (Linux VmHWM reset through "
         "/proc/self/clear_refs; sampled elsewhere) on CPU, CUDA allocator peak growth on CUDA.",
         "- FLOPs: counted by torch's FlopCounterMode (matmul/conv family), or declared by the case "
@@ -150,6 +152,74 @@ def _claims_section(claims: Sequence[ClaimResult]) -> list[str]:
         "",
         claims_table(claims),
     ]
+
+
+def _timing_method(run: Run, timing: Mapping[str, Any]) -> list[str]:
+    trials = run.info.get("trials") or {}
+    per_round = (
+        f"rounds of at least {timing.get('min_time_s', '?')} s (calibrated calls per round), timer "
+        f"`{timing.get('timer', '?')}`, GC {'disabled' if timing.get('disable_gc') else 'enabled'}. "
+        "CUDA calls end with a synchronisation."
+    )
+    if not trials:
+        return [
+            f"- Timing by pytest-benchmark in the run's own process: at least "
+            f"{timing.get('min_rounds', '?')} rounds and up to {timing.get('max_time_s', '?')} s per item, "
+            + per_round,
+            "- Speedup = reference median ÷ variant median, with a 95 % percentile-bootstrap interval "
+            "over the rounds of that one process.",
+        ]
+    return [
+        "- The run's process only collects, records and reports: every implementation runs in worker "
+        "processes. The check and probes above run in one worker per case and grid point; then "
+        f"{trials.get('per_item', '?')} **trials**, each a fresh worker (started by "
+        f"{trials.get('start', '?')}; {trials.get('threads', '?')} torch thread(s)), time the case's "
+        "implementations in cycles of one round each, the order shuffled every cycle, so no "
+        "implementation is always first or always after the same one. Per trial: at least "
+        f"{timing.get('min_rounds', '?')} cycles and about {timing.get('max_time_s', '?')} s ÷ "
+        f"{trials.get('per_item', '?')} of rounds per implementation; " + per_round,
+        "- Median and IQR: over every round of every trial. **Speedup**: per trial, the median ratio of "
+        "the reference's and the variant's rounds of the same cycle; the estimate is the geometric "
+        "mean over trials, its 95 % interval a hierarchical bootstrap (trials, then the pairs within "
+        "them) widened by Student's t for the number of trials, so it spans what varies between "
+        "processes. Claims, the gate and history use the same interval.",
+        "- **A/A control**: in every trial the reference is timed once more as if it were a variant; "
+        "its speedup should be 1 and its interval should contain 1 (see the A/A section).",
+    ]
+
+
+def _aa_section(rows: Sequence[Comparison]) -> list[str]:
+    controls = [r for r in rows if r.aa is not None]
+    if not controls:
+        return ["No A/A controls in this run (it was not measured in trials)."]
+    bad = [r for r in controls if not r.aa.contains(1.0)]  # type: ignore[union-attr]
+    lines = [
+        f"The reference against itself, timed as a variant in the same trials: {len(controls) - len(bad)} "
+        f"of {len(controls)} intervals contain 1"
+        + (" — the intervals of this run can be trusted as far as this control tells." if not bad else "."),
+        "",
+    ]
+    if bad:
+        lines += [
+            "**Where the A/A interval excludes 1, this machine's intervals were not trustworthy for that "
+            "case and point in this run** (something varied that the trials did not spread over: a "
+            "neighbour's burst, frequency changes); read their speedups with that in mind:",
+            "",
+            table(
+                ("Case", "Point", "Device", "A/A speedup [95% CI]"),
+                [
+                    (
+                        f"`{r.case}`",
+                        fmt.params(dict(r.params)),
+                        r.device,
+                        f"{r.aa.estimate:.3f}× [{r.aa.low:.3f}, {r.aa.high:.3f}]",  # type: ignore[union-attr]
+                    )
+                    for r in bad
+                ],
+                right={"A/A speedup [95% CI]"},
+            ),
+        ]
+    return lines
 
 
 def render_report(
@@ -196,6 +266,7 @@ def render_report(
             if notes:
                 out += ["Variants: " + "; ".join(notes) + ".", ""]
             out += [tables[case], ""]
+    out += ["## A/A control", "", *_aa_section(rows), ""]
     if figures:
         out += ["## Figures", ""]
         for title, link in figures:

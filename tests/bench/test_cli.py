@@ -55,7 +55,7 @@ def test_list_shows_items(toy_project: Path) -> None:
 
 
 def test_interrupt_writes_finished_results(toy_project: Path) -> None:
-    proc = _bench(toy_project, "run", "-k", "n8 and cpu", "--json", "int.json", behaviour="interrupt")
+    proc = _bench(toy_project, "run", "-k", "cpu", "--json", "int.json", behaviour="interrupt")
     assert proc.returncode == 130, proc.stderr
     doc = json.loads((toy_project / "int.json").read_text())
     assert doc["bench"]["interrupted"] is True

@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 CLI_RUNS = [
     ["run"],
     ["run", "--profile", "full", "--device", "cpu", "-k", "n8 and cpu"],
-    ["run", "-m", "", "--threads", "2", "--time-limit", "5", "--no-probes", "--paired-budget", "0"],
+    ["run", "-m", "", "--threads", "2", "--time-limit", "5", "--no-probes", "--trials", "3"],
     ["run", "--profile-traces", "-m", "not quantum"],
-    ["run", "--profile-traces", "out/traces", "--paired-budget", "1.5"],
+    ["run", "--profile-traces", "out/traces", "--memory-limit", "512"],
     ["list", "--profile", "full", "-k", "paco2"],
 ]
 
@@ -56,7 +56,8 @@ def test_marker_expression_is_the_profiles_unless_given() -> None:
     [
         ({"threads": 0}, "--threads must be at least 1"),
         ({"time_limit_s": 0.0}, "--time-limit must be more than 0"),
-        ({"paired_budget_s": -1.0}, "--paired-budget must be 0 or more"),
+        ({"trials": 1}, "--trials must be at least 2"),
+        ({"memory_limit_mb": 0.0}, "--memory-limit must be more than 0"),
         ({"profile": "huge"}, "unknown profile 'huge'"),
         ({"device": "tpu"}, "unknown device 'tpu'"),
     ],

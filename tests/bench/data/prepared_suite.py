@@ -27,17 +27,25 @@ def transposed(inputs, params):
 
 def measures(ctx: MeasureContext) -> dict[str, float]:
     # Told which implementation ran, and with what: no side channel.
-    return {"factor": float(ctx.arguments["factor"]), "reference": float(ctx.is_reference),
-            "again": float(ctx.call()), "n": float(ctx.params["n"])}
+    return {
+        "factor": float(ctx.arguments["factor"]),
+        "reference": float(ctx.is_reference),
+        "again": float(ctx.call()),
+        "n": float(ctx.params["n"]),
+    }
 
 
-register(Case(
-    name="prepared.scale",
-    setup=setup,
-    reference=Variant(scaled, kwargs={"factor": 2.0}),
-    variants={"transposed": Variant(scaled, prepare=transposed),
-              "doubled": Variant(scaled, kwargs={"factor": 4.0}, exact=False)},
-    grids={"quick": Grid(n=[8]), "full": Grid(n=[8])},
-    measures=measures,
-    devices=("cpu",),
-))
+register(
+    Case(
+        name="prepared.scale",
+        setup=setup,
+        reference=Variant(scaled, kwargs={"factor": 2.0}),
+        variants={
+            "transposed": Variant(scaled, prepare=transposed),
+            "doubled": Variant(scaled, kwargs={"factor": 4.0}, exact=False),
+        },
+        grids={"quick": Grid(n=[8]), "full": Grid(n=[8])},
+        measures=measures,
+        devices=("cpu",),
+    )
+)

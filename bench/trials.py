@@ -1,0 +1,438 @@
+"""Trials in worker processes: the pytest process starts workers, they run the implementations.
+
+A case's implementations at one grid point on one device (a *group*) are measured together:
+
+1. One **check** worker builds the inputs, checks every variant against the reference, runs the
+   probes and the trace, and calibrates how many calls one timed round takes.
+2. ``trials`` **trial** workers, one after another, each a fresh process: it builds its own
+   inputs and callers, warms them up, then times cycles of rounds, every cycle all the
+   implementations (and the reference once more, as the A/A control) in an order shuffled
+   afresh, until its time budget is spent.
+
+The parent never calls an implementation: it sends a job, reads messages, enforces the time
+limit (killing a worker that hangs, even inside native code) and turns a worker's death into a
+failure of the implementation that was running (``crash`` with its signal, or ``timeout``); the
+group's other implementations go on in a new worker. Workers are forked from the pytest process
+(which has imported torch and the suites, and has run nothing), or spawned where the group runs
+on CUDA, which a forked child cannot initialise.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import math
+import multiprocessing
+import os
+import random
+import resource
+import signal
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bench.case import REFERENCE
+from bench.options import RunOptions
+
+AA = "reference (A/A)"  # the reference timed a second time, as if it were a variant
+MAX_CYCLES = 10_000
+# Seconds a worker may take beyond its limit to send its last message and exit after "done".
+EXIT_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """How a group is measured."""
+
+    trials: int  # trial workers per group (0: check only, nothing timed)
+    budget_s: float  # timed seconds per implementation per trial
+    min_rounds: int  # cycles per trial, at least
+    min_time_s: float  # the shortest timed round (more calls per round below it)
+    time_limit_s: float  # per step of a worker: one implementation's check, setup, or the cycles
+    threads: int  # torch intra-op threads in the workers
+    start: str = "fork"  # or "spawn"
+    memory_limit_bytes: int | None = None  # address space a worker may add to what it starts with
+    seed: int = 0
+    timer: Callable[[], float] = time.perf_counter  # pytest-benchmark's --benchmark-timer
+
+
+@dataclass
+class Outcome:
+    """What the workers found for one implementation of a group."""
+
+    name: str
+    record: dict[str, Any] | None = None  # Record.to_json() from the check
+    iterations: int | None = None  # calls per timed round
+    trials: list[list[float]] = field(default_factory=list)  # seconds per call, per round, per trial
+    error: dict[str, Any] | None = None  # {kind, message[, signal]}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "record": self.record,
+            "iterations": self.iterations,
+            "trials": self.trials,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Outcome:
+        return cls(
+            doc["name"],
+            doc.get("record"),
+            doc.get("iterations"),
+            list(doc.get("trials") or []),
+            doc.get("error"),
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one worker is asked to do (picklable: a spawned worker gets it by pickle)."""
+
+    phase: str  # "check" or "trial"
+    suite: str  # the suite file that declares the case, for a spawned worker to import
+    rootdir: str
+    case: str
+    params: dict[str, Any]
+    device: str
+    names: tuple[str, ...]  # implementations, in the order a check runs them (may include AA)
+    options: RunOptions
+    settings: TrialSettings
+    trial: int = 0
+    iterations: dict[str, int] = field(default_factory=dict)
+
+
+# -- the parent's side ------------------------------------------------------------------------
+
+
+@dataclass
+class _Ended:
+    messages: list[tuple[Any, ...]]
+    failure: dict[str, Any] | None  # the worker's death: kind, message, signal
+    blamed: str | None  # the implementation in flight when it died
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _run_worker(job: Job, on_message: Callable[[tuple[Any, ...]], None] | None = None) -> _Ended:
+    """Start a worker for ``job``, read its messages, and say how it ended."""
+    ctx: Any = multiprocessing.get_context(job.settings.start)
+    receiver, sender = ctx.Pipe(duplex=False)
+    in_flight = ctx.Value("i", -1, lock=False)
+    process = ctx.Process(target=_worker_main, args=(job, sender, in_flight), name=f"bench-{job.phase}")
+    process.start()
+    sender.close()
+    messages: list[tuple[Any, ...]] = []
+    limit = job.settings.time_limit_s
+    deadline = time.monotonic() + limit
+    failure: dict[str, Any] | None = None
+    done = False
+    try:
+        while not done:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                failure = {
+                    "kind": "timeout",
+                    "message": f"ran past its time limit of {limit:g} s and was killed",
+                }
+                process.kill()
+                break
+            if not receiver.poll(min(remaining, 1.0)):
+                continue
+            try:
+                message = receiver.recv()
+            except EOFError:
+                break  # the worker is gone: its exit code says how
+            messages.append(message)
+            if message[0] == "fatal":
+                failure = {"kind": "exception", "message": f"the worker failed: {message[1]}"}
+            if on_message is not None:
+                on_message(message)
+            kind = message[0]
+            if kind == "timing":
+                # The cycles: every implementation's budget, plus one limit for a slow round.
+                deadline = time.monotonic() + limit + message[1]
+            elif kind == "done":
+                done = True
+            else:
+                deadline = time.monotonic() + limit
+        process.join(EXIT_GRACE_S if done or failure else limit)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        if failure is None and not done:
+            code = process.exitcode
+            if code is not None and code < 0:
+                name = _signal_name(-code)
+                hint = " (killed for memory?)" if -code == signal.SIGKILL else ""
+                failure = {"kind": "crash", "message": f"the worker died of {name}{hint}", "signal": name}
+            else:
+                failure = {"kind": "crash", "message": f"the worker exited with code {code} mid-way"}
+    finally:
+        if process.is_alive():
+            process.kill()
+            process.join()
+        receiver.close()
+    names = job.names
+    blamed = names[in_flight.value] if failure is not None and 0 <= in_flight.value < len(names) else None
+    return _Ended(messages, failure, blamed)
+
+
+def measure_group(
+    suite: Path,
+    rootdir: Path,
+    case: str,
+    params: dict[str, Any],
+    device: str,
+    names: Sequence[str],
+    options: RunOptions,
+    settings: TrialSettings,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Outcome]:
+    """Check, then time in trials, the implementations ``names`` (the reference first) of a group.
+
+    Returns an Outcome per name (and for AA when anything was timed). Never raises for what an
+    implementation does: its failure is in its Outcome.
+    """
+    names = [REFERENCE, *[n for n in names if n != REFERENCE]]
+    outcomes = {name: Outcome(name) for name in names}
+    base = Job("check", str(suite), str(rootdir), case, dict(params), device, (), options, settings)
+
+    # Check: every implementation in order; a worker that dies costs only the one in flight.
+    pending = list(names)
+    while pending:
+        ended = _run_worker(replace(base, names=tuple(pending)))
+        for message in ended.messages:
+            _take(message, outcomes)
+        finished = [n for n in pending if outcomes[n].record is not None or outcomes[n].error is not None]
+        if ended.failure is not None:
+            blamed = ended.blamed or next((n for n in pending if n not in finished), None)
+            if blamed is not None:
+                outcomes[blamed].error = ended.failure
+                finished.append(blamed)
+        if not finished:  # the worker died before it began: every implementation shares the failure
+            for n in pending:
+                outcomes[n].error = ended.failure or {
+                    "kind": "crash",
+                    "message": "the worker ended without a word",
+                }
+            break
+        pending = [n for n in pending if n not in finished]
+    reference_error = outcomes[REFERENCE].error
+    if reference_error is not None:
+        text = f"the reference failed: {reference_error['message']}"
+        for name in names[1:]:
+            if outcomes[name].error is None:
+                outcomes[name].error = {"kind": reference_error["kind"], "message": text}
+        return outcomes
+
+    # Trials: the implementations that passed, and the reference once more as the A/A control.
+    timed = [n for n in names if outcomes[n].error is None]
+    iterations = {n: int(outcomes[n].iterations or 1) for n in timed}
+    if settings.trials > 0:
+        outcomes[AA] = Outcome(AA, iterations=iterations[REFERENCE])
+        iterations[AA] = iterations[REFERENCE]
+        timed.append(AA)
+    trial = 0
+    while trial < settings.trials and REFERENCE in timed:
+        if progress is not None:
+            progress(f"trial {trial + 1}/{settings.trials}")
+        job = replace(base, phase="trial", names=tuple(timed), trial=trial, iterations=iterations)
+        ended = _run_worker(job)
+        rounds = next((m[1] for m in ended.messages if m[0] == "rounds"), None)
+        failed = {m[1]: m for m in ended.messages if m[0] == "failed"}
+        if rounds is not None and ended.failure is None and not failed:
+            for name in timed:
+                outcomes[name].trials.append(list(rounds[name]))
+            trial += 1
+            continue
+        # A failure in a trial: that implementation is out, the trial is run again without it.
+        for name, message in failed.items():
+            outcomes[name].error = {"kind": message[2], "message": message[3]}
+        if ended.failure is not None:
+            blamed = ended.blamed or REFERENCE
+            outcomes[blamed].error = ended.failure
+        out = {n for n in timed if outcomes[n].error is not None}
+        if not out:  # nothing to blame: do not loop forever
+            for name in timed:
+                outcomes[name].error = {"kind": "crash", "message": "a trial worker ended without its rounds"}
+            break
+        for name in out:
+            outcomes[name].trials = []
+        timed = [n for n in timed if n not in out]
+        if REFERENCE not in timed or AA not in timed:
+            # Without the reference there is no speedup to measure; without its A/A twin the
+            # reference is what failed (the two are the same code).
+            reason = outcomes[REFERENCE].error or outcomes[AA].error or {}
+            for name in timed:
+                outcomes[name].error = {
+                    "kind": reason.get("kind", "crash"),
+                    "message": f"the reference failed in a trial: {reason.get('message', '')}",
+                }
+            timed = []
+    return outcomes
+
+
+def _take(message: tuple[Any, ...], outcomes: dict[str, Outcome]) -> None:
+    kind = message[0]
+    if kind == "checked":
+        _, name, record, iterations = message
+        outcomes[name].record, outcomes[name].iterations = record, iterations
+    elif kind == "failed":
+        _, name, error_kind, text, record = message
+        outcomes[name].error = {"kind": error_kind, "message": text}
+        outcomes[name].record = record
+
+
+# -- the worker's side ------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    # A worker whose parent was killed would run on for nothing (and hold the machine).
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _limit_memory(extra_bytes: int | None) -> None:
+    if extra_bytes is None:
+        return
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[0])
+    current = pages * os.sysconf("SC_PAGE_SIZE")
+    resource.setrlimit(resource.RLIMIT_AS, (current + extra_bytes, current + extra_bytes))
+
+
+def _worker_main(job: Job, conn: Any, in_flight: Any) -> None:
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        import torch
+
+        from bench.execute import Executor
+
+        torch.set_num_threads(job.settings.threads)
+        _limit_memory(job.settings.memory_limit_bytes)
+        case = _find_case(job)
+        executor = Executor(job.options)
+        if job.phase == "check":
+            _check(job, case, executor, conn, in_flight)
+        else:
+            _trial(job, case, executor, conn, in_flight)
+        conn.send(("done",))
+    except BaseException as exc:  # the worker's own failure (not an implementation's): say what
+        conn.send(("fatal", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        raise
+    finally:
+        conn.close()
+
+
+def _find_case(job: Job) -> Any:
+    from bench.registry import load_suite
+
+    # Forked, the suite is imported already; spawned, this imports it.
+    found = {c.name: c for c in load_suite(Path(job.suite), Path(job.rootdir))}
+    return found[job.case]
+
+
+def _spec(case: Any, job: Job, name: str) -> Any:
+    from bench.execute import ItemSpec
+
+    variant = REFERENCE if name == AA else name
+    return ItemSpec(case, dict(job.params), job.device, variant, case.implementation(variant))
+
+
+def _check(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> None:
+    from bench.execute import Draft, error_kind, new_record
+
+    for index, name in enumerate(job.names):
+        in_flight.value = index
+        conn.send(("start", name))
+        spec = _spec(case, job, name)
+        draft = Draft(new_record(spec, job.options.profile))
+        try:
+            call, context = executor.check(spec, draft).timed()
+            iterations = calibrate(call, context, job.settings.min_time_s, job.settings.timer)
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            conn.send(("failed", name, error_kind(exc), message, draft.record.to_json()))
+            continue
+        conn.send(("checked", name, draft.record.to_json(), iterations))
+
+
+def calibrate(
+    call: Callable[[], Any], context: Any, min_time_s: float, timer: Callable[[], float] = time.perf_counter
+) -> int:
+    """Calls per round so that a round lasts at least ``min_time_s`` (pytest-benchmark's rule:
+    ten times more calls until a round is long enough, then scaled to it)."""
+    from pytest_benchmark.timers import compute_timer_precision
+
+    precision = float(compute_timer_precision(timer))  # type: ignore[no-untyped-call]
+    min_time = max(min_time_s, precision * 10)
+    loops = 1
+    with context:
+        while True:
+            started = timer()
+            for _ in range(loops):
+                call()
+            duration = timer() - started
+            if duration >= min_time or loops >= 10**7:
+                return loops
+            if duration >= min_time / 2:
+                return max(1, math.ceil(min_time * loops / duration))
+            loops *= 10
+
+
+def _trial(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> None:
+    from bench.execute import error_kind
+
+    calls: dict[str, Callable[[], Any]] = {}
+    context: Any = None
+    for index, name in enumerate(job.names):
+        in_flight.value = index
+        conn.send(("start", name))
+        try:
+            caller = executor.timing_caller(_spec(case, job, name))
+        except Exception as exc:
+            conn.send(("failed", name, error_kind(exc), f"{type(exc).__name__}: {exc}"))
+            return
+        calls[name], own = caller.timed()
+        context = context or own  # one mode per case: the same context for every implementation
+    budget_s = job.settings.budget_s * len(job.names)
+    conn.send(("timing", budget_s))
+    index_of = {name: i for i, name in enumerate(job.names)}
+    rounds: dict[str, list[float]] = {name: [] for name in job.names}
+    # Each trial its own order: no implementation is always first, or always after the same one.
+    rng = random.Random(f"{job.case}|{job.params}|{job.device}|{job.settings.seed}|{job.trial}")
+    order = list(job.names)
+    timer = job.settings.timer
+    gc.collect()
+    with context:
+        for name in order:  # one untimed cycle: a fresh process's first rounds fault pages in
+            fn = calls[name]
+            for _ in range(job.iterations[name]):
+                fn()
+        end = timer() + budget_s
+        cycle = 0
+        while cycle < job.settings.min_rounds or (timer() < end and cycle < MAX_CYCLES):
+            rng.shuffle(order)
+            for name in order:
+                in_flight.value = index_of[name]
+                fn, n = calls[name], job.iterations[name]
+                started = timer()
+                for _ in range(n):
+                    fn()
+                rounds[name].append((timer() - started) / n)
+            cycle += 1
+    conn.send(("rounds", rounds))

@@ -1,0 +1,235 @@
+"""Trials in worker processes: faults in a variant are recorded and the run goes on; a killed run resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.journal import journal_path, read_journal
+from bench.stats import trial_speedup
+
+FAULTS_SUITE = """
+import ctypes
+import os
+
+import torch
+
+from bench import Case, Grid, register
+
+
+def setup(params, device):
+    return {"x": torch.randn(params["n"], params["n"])}
+
+
+def reference(x):
+    return x @ x
+
+
+def same(x):
+    return x @ x
+
+
+def segfault(x):
+    ctypes.string_at(0)  # reads address 0: SIGSEGV
+    return x @ x
+
+
+def abort(x):
+    os.abort()
+
+
+def greedy(x):
+    return torch.ones(2**31) @ torch.ones(2**31)  # 8 GiB per vector, past the worker's memory limit
+
+
+def hang(x):
+    ctypes.CDLL(None).sleep(1000)  # inside a C call: no Python signal handler runs
+    return x @ x
+
+
+register(
+    Case(
+        name="faults.mm",
+        setup=setup,
+        reference=reference,
+        variants={"same": same, "segfault": segfault, "abort": abort, "greedy": greedy, "hang": hang},
+        mode="forward",
+        grids={"quick": Grid(n=[16]), "full": Grid(n=[16])},
+        time_limit_s=60,
+    )
+)
+"""
+
+SLOW_SUITE = """
+import os
+import time
+
+import torch
+
+from bench import Case, Grid, register
+
+LOG = os.environ["SETUP_LOG"]
+
+
+def setup(params, device):
+    with open(LOG, "a") as f:
+        f.write(f"{params['n']}\\n")
+    return {"x": torch.randn(8, 8) * params["n"]}
+
+
+def reference(x):
+    time.sleep(0.002)
+    return x + 1
+
+
+def variant(x):
+    time.sleep(0.001)
+    return x + 1
+
+
+register(
+    Case(
+        name="slow.add",
+        setup=setup,
+        reference=reference,
+        variants={"half": variant},
+        mode="forward",
+        grids={"quick": Grid(n=[1, 2, 3, 4, 5, 6]), "full": Grid(n=[1])},
+    )
+)
+"""
+
+
+def _project(tmp_path: Path, suite: str, name: str) -> Path:
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / f"{name}.py").write_text(suite)
+    (tmp_path / "pyproject.toml").write_text('[tool.bench]\nsuites = ["suites"]\n')
+    return tmp_path
+
+
+def _bench(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.cli", *args],
+        cwd=project,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+
+
+def test_crashes_aborts_memory_and_hangs_are_recorded_and_the_run_goes_on(tmp_path: Path) -> None:
+    project = _project(tmp_path, FAULTS_SUITE, "faults")
+    proc = _bench(
+        project,
+        "run",
+        "--device",
+        "cpu",
+        "--trials",
+        "2",
+        "--time-limit",
+        "8",
+        "--memory-limit",
+        "1024",
+        "--json",
+        "out/run.json",
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    doc = json.loads((project / "out" / "run.json").read_text())
+    errors = {f["variant"]: f["error"] for f in doc["bench"]["failures"]}
+    assert errors["segfault"]["kind"] == "crash" and errors["segfault"]["signal"] == "SIGSEGV"
+    assert errors["abort"]["kind"] == "crash" and errors["abort"]["signal"] == "SIGABRT"
+    assert errors["greedy"]["kind"] == "oom", errors["greedy"]
+    assert errors["hang"]["kind"] == "timeout" and "killed" in errors["hang"]["message"]
+    timed = {b["extra_info"]["bench"]["variant"]: b for b in doc["benchmarks"]}
+    assert set(timed) == {"reference", "same"}
+    same = timed["same"]["extra_info"]["bench"]
+    assert same["speedup"]["trials"] == 2 and same["speedup"]["low"] <= same["speedup"]["high"]
+    assert len(same["trials"]) == 2 and all(t["rounds_s"] for t in same["trials"])
+    assert timed["reference"]["extra_info"]["bench"]["aa"]["trials"] == 2
+    report = (project / "out" / "run.md").read_text()
+    assert "SIGSEGV" in report and "SIGABRT" in report and "## A/A control" in report
+    assert "2 timed, 4 failed" in proc.stderr
+
+
+def test_a_killed_run_resumes_from_its_journal_measuring_nothing_twice(tmp_path: Path) -> None:
+    project = _project(tmp_path, SLOW_SUITE, "slow")
+    log = project / "setups.log"
+    env = {"SETUP_LOG": str(log)}
+    results = project / "out" / "run.json"
+    journal = journal_path(results)
+    args = [sys.executable, "-m", "bench.cli", "run", "--device", "cpu", "--trials", "2", "--no-probes"]
+    parent = subprocess.Popen(
+        [*args, "--json", str(results)],
+        cwd=project,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if journal.exists() and len(journal.read_text().splitlines()) >= 3:  # header + 2 groups
+            break
+        time.sleep(0.05)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    assert not results.exists()
+    _, groups = read_journal(journal)
+    done = {int(point.removeprefix("n")) for _, point, _ in groups}
+    assert 2 <= len(done) < 6
+    setups_before = log.read_text().split()
+
+    proc = _bench(project, "run", "--resume", str(journal), env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(results.read_text())
+    names = [b["name"] for b in doc["benchmarks"]]
+    assert len(names) == len(set(names)) == 12  # 6 points x 2 implementations, each once
+    # The journaled groups were not measured again: no setup of theirs after the kill.
+    setups_after = log.read_text().split()[len(setups_before) :]
+    assert setups_after and not done & {int(n) for n in setups_after}
+    assert doc["bench"]["trials"]["resumed_from"] == str(journal)
+
+
+def test_a_spawned_worker_imports_the_suite_itself(tmp_path: Path) -> None:
+    project = _project(tmp_path, FAULTS_SUITE, "faults")
+    proc = _bench(
+        project,
+        "run",
+        "-k",
+        "reference or same",
+        "--trials",
+        "2",
+        "--worker-start",
+        "spawn",
+        "--json",
+        "spawn.json",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((project / "spawn.json").read_text())
+    assert {b["extra_info"]["bench"]["variant"] for b in doc["benchmarks"]} == {"reference", "same"}
+    assert doc["bench"]["trials"]["start"] == "spawn"
+
+
+def test_the_trial_interval_spans_the_variation_between_trials() -> None:
+    # Two trials whose speedups differ by 20 %: the interval must reach both, however tight each
+    # trial's own pairs are.
+    reference = [[1.0] * 50, [1.0] * 50]
+    variant = [[0.5] * 50, [0.6] * 50]
+    found = trial_speedup(reference, variant)
+    assert found is not None and found.trials == 2
+    assert found.low < 1 / 0.6 and found.high > 1 / 0.5
+    identical = trial_speedup(reference, reference)
+    assert identical is not None and identical.contains(1.0)
+
+
+def test_an_interval_needs_trials_with_pairs() -> None:
+    assert trial_speedup([[1.0]], [[1.0]]) is None
+    with pytest.raises(ValueError):
+        trial_speedup([[1.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 # pytest's own -k / -m matching, to tell which cases -m alone left out (pytest has no public API).
 from _pytest.mark import KeywordMatcher
@@ -58,6 +59,8 @@ class BenchSession:
         # Groups of the journal being resumed, taken as measured; the journal this run appends to.
         self.resumed: dict[Group, dict[str, Outcome]] = {}
         self.journal: Journal | None = None
+        self._warmed = False
+        self.worker_seconds: list[tuple[str, float]] = []  # (phase, wall seconds) of every worker
         results = config.getoption("benchmark_json", None)
         if self.options.resume is not None:
             _, self.resumed = read_journal(self.options.resume)
@@ -111,6 +114,13 @@ class BenchSession:
             return self._outcomes[spec.group]
         names = self.group_variants.get(spec.group) or [spec.variant]
         settings = self.trial_settings(spec, timed)
+        if self.options.probes and not self._warmed:
+            # FlopCounterMode imports sympy on first use: ~3 s that every check worker would pay
+            # again. Imported here once, before any fork (an op on two elements: no threads start).
+            from bench.probes import count_flops
+
+            count_flops(lambda: torch.ones(2) + 1)
+            self._warmed = True
         found = measure_group(
             item.path,
             self.config.rootpath,
@@ -263,6 +273,7 @@ class BenchSession:
                 "memory_limit_mb": self.options.memory_limit_mb,
                 "resumed_from": str(self.options.resume) if self.options.resume else None,
                 "journal": str(self.journal.path) if self.journal is not None else None,
+                "workers": _worker_summary(self.worker_seconds),
             },
             "started": self.started,
             "finished": time.time(),
@@ -284,6 +295,16 @@ class BenchSession:
             "failures": [record.to_json() for record in self.failures],
             "skipped": self.skipped,
         }
+
+
+def _worker_summary(seconds: Sequence[tuple[str, float]]) -> dict[str, Any]:
+    """What the workers cost: per phase, how many, their median and total wall seconds."""
+    out: dict[str, Any] = {}
+    for phase in ("check", "trial"):
+        values = sorted(s for p, s in seconds if p == phase)
+        if values:
+            out[phase] = {"count": len(values), "median_s": values[len(values) // 2], "total_s": sum(values)}
+    return out
 
 
 def _timer(option: Any) -> Callable[[], float]:

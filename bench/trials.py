@@ -114,6 +114,7 @@ class _Ended:
     messages: list[tuple[Any, ...]]
     failure: dict[str, Any] | None  # the worker's death: kind, message, signal
     blamed: str | None  # the implementation in flight when it died
+    seconds: float = 0.0  # the worker's wall time, start to exit
 
 
 def _signal_name(number: int) -> str:
@@ -125,6 +126,7 @@ def _signal_name(number: int) -> str:
 
 def _run_worker(job: Job, on_message: Callable[[tuple[Any, ...]], None] | None = None) -> _Ended:
     """Start a worker for ``job``, read its messages, and say how it ended."""
+    began = time.perf_counter()
     ctx: Any = multiprocessing.get_context(job.settings.start)
     receiver, sender = ctx.Pipe(duplex=False)
     in_flight = ctx.Value("i", -1, lock=False)
@@ -184,7 +186,7 @@ def _run_worker(job: Job, on_message: Callable[[tuple[Any, ...]], None] | None =
         receiver.close()
     names = job.names
     blamed = names[in_flight.value] if failure is not None and 0 <= in_flight.value < len(names) else None
-    return _Ended(messages, failure, blamed)
+    return _Ended(messages, failure, blamed, time.perf_counter() - began)
 
 
 def measure_group(
@@ -197,12 +199,15 @@ def measure_group(
     options: RunOptions,
     settings: TrialSettings,
     progress: Callable[[str], None] | None = None,
+    worker_seconds: list[tuple[str, float]] | None = None,
 ) -> dict[str, Outcome]:
     """Check, then time in trials, the implementations ``names`` (the reference first) of a group.
 
     Returns an Outcome per name (and for AA when anything was timed). Never raises for what an
-    implementation does: its failure is in its Outcome.
+    implementation does: its failure is in its Outcome. ``worker_seconds`` collects each worker's
+    phase and wall time (what a trial costs).
     """
+    seconds = worker_seconds if worker_seconds is not None else []
     names = [REFERENCE, *[n for n in names if n != REFERENCE]]
     outcomes = {name: Outcome(name) for name in names}
     base = Job("check", str(suite), str(rootdir), case, dict(params), device, (), options, settings)
@@ -211,6 +216,7 @@ def measure_group(
     pending = list(names)
     while pending:
         ended = _run_worker(replace(base, names=tuple(pending)))
+        seconds.append(("check", ended.seconds))
         for message in ended.messages:
             _take(message, outcomes)
         finished = [n for n in pending if outcomes[n].record is not None or outcomes[n].error is not None]
@@ -248,6 +254,7 @@ def measure_group(
             progress(f"trial {trial + 1}/{settings.trials}")
         job = replace(base, phase="trial", names=tuple(timed), trial=trial, iterations=iterations)
         ended = _run_worker(job)
+        seconds.append(("trial", ended.seconds))
         rounds = next((m[1] for m in ended.messages if m[0] == "rounds"), None)
         failed = {m[1]: m for m in ended.messages if m[0] == "failed"}
         if rounds is not None and ended.failure is None and not failed:

@@ -21,7 +21,7 @@ from bench.gate import (
     load_rules,
 )
 from bench.results import load_run
-from tests.bench.sample_run import document_copy
+from tests.bench.sample_run import document_copy, with_trials
 
 
 def _write(tmp_path: Path, name: str, doc: dict) -> Path:
@@ -359,3 +359,18 @@ def test_gate_on_plain_pytest_benchmark_files(tmp_path: Path, capsys) -> None:
     moved = _plain_document(0.0125)
     moved["machine_info"]["cpu"]["brand_raw"] = "Other CPU"
     assert main(["gate", str(_write(tmp_path, "m.json", moved)), "--baseline", str(a)]) == 0
+
+
+def test_with_trials_a_regression_needs_the_intervals_to_separate(tmp_path: Path) -> None:
+    base = load_run(
+        _write(tmp_path, "base.json", with_trials(document_copy(), "fast", [4.0, 3.0, 5.0, 4.5, 3.5]))
+    )
+    # 15 % lower estimate, but trials as spread as the baseline's: the intervals overlap.
+    spread = with_trials(document_copy(), "fast", [3.4, 2.6, 4.2, 3.9, 3.0])
+    ratio = _find(gate(load_run(_write(tmp_path, "spread.json", spread)), base), "fast", "ratio")
+    assert ratio.status == UNCHANGED and ratio.change < -0.1
+    assert "intervals that separate" in ratio.detail
+    # Half the speedup, tight trials: the intervals separate.
+    slower = with_trials(document_copy(), "fast", [2.0, 2.05, 1.95, 2.02, 1.98])
+    ratio = _find(gate(load_run(_write(tmp_path, "slower.json", slower)), base), "fast", "ratio")
+    assert ratio.status == REGRESSION and ratio.interval[1] < 0

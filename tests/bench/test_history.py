@@ -10,7 +10,7 @@ import pytest
 from bench.cli import main
 from bench.errors import ResultsError
 from bench.history import load_history
-from tests.bench.sample_run import document_copy
+from tests.bench.sample_run import document_copy, with_trials
 
 
 def _run(folder: Path, name: str, when: str, fast_factor: float = 1.0) -> None:
@@ -52,3 +52,20 @@ def test_empty_folder_is_unusable(tmp_path: Path) -> None:
     with pytest.raises(ResultsError, match="no harness results files"):
         load_history(tmp_path)
     assert main(["history", str(tmp_path / "missing")]) == 2
+
+
+def _trial_run(folder: Path, name: str, when: str, trial_speedups: list[float]) -> None:
+    doc = with_trials(document_copy(), "fast", trial_speedups)
+    doc["datetime"] = when
+    (folder / name).write_text(json.dumps(doc))
+
+
+def test_a_step_needs_the_trial_intervals_to_separate(tmp_path: Path) -> None:
+    # Runs 1 and 2 differ by 15 % in their estimates, but their trials spread widely: no step.
+    # Run 3 is 2x slower with tight trials: a step.
+    _trial_run(tmp_path, "1.json", "2026-11-01T00:00:00", [4.0, 3.0, 5.0, 4.5, 3.5])
+    _trial_run(tmp_path, "2.json", "2026-11-02T00:00:00", [3.4, 2.6, 4.2, 3.9, 3.0])
+    _trial_run(tmp_path, "3.json", "2026-11-03T00:00:00", [1.6, 1.65, 1.7, 1.62, 1.68])
+    history = load_history(tmp_path)
+    fast = next(s for s in history.series if s.variant == "fast")
+    assert [p.step for p in fast.points] == ["", "", "slower"]

@@ -43,7 +43,7 @@ PROFILE_TIMING: Mapping[str, Timing] = MappingProxyType(
     {"quick": Timing(5, 0.25, 0.0002), "full": Timing(10, 2.0, 0.0005)}
 )
 # Trials per item (worker processes, one after another): the interval of a speedup is over them.
-PROFILE_TRIALS: Mapping[str, int] = MappingProxyType({"quick": 5, "full": 7})
+PROFILE_TRIALS: Mapping[str, int] = MappingProxyType({"quick": 4, "full": 7})
 # torch threads in a worker unless --threads says otherwise. One: on a 2-core machine two identical
 # quick runs moved a speedup by ~18 % (median) with torch's default two threads, 3-7 % with one;
 # and a 2-thread OpenMP op can stall a scheduler tick under contention.

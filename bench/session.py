@@ -98,7 +98,9 @@ class BenchSession:
             trials=trials,
             # pytest-benchmark's time per item, shared out over the trials.
             budget_s=float(opt("benchmark_max_time")) / max(trials, 1),
-            min_rounds=int(opt("benchmark_min_rounds")),
+            # pytest-benchmark's minimum rounds per item, shared out over the trials too: the
+            # variation that matters is between trials, which the interval resamples.
+            min_rounds=max(1, math.ceil(int(opt("benchmark_min_rounds")) / max(trials, 1))),
             min_time_s=float(opt("benchmark_min_time")),
             time_limit_s=self.time_limit_s or spec.case.time_limit_s,
             threads=self.options.worker_threads,
@@ -130,6 +132,7 @@ class BenchSession:
             names,
             self.options,
             settings,
+            worker_seconds=self.worker_seconds,
         )
         self._outcomes[spec.group] = found
         if self.journal is not None and timed:

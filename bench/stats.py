@@ -171,13 +171,13 @@ def trial_speedup(
     trials. The interval is a hierarchical bootstrap (trials resampled, then pairs within each),
     whose spread is widened for the small number of trials: the standard error is corrected by
     sqrt(n/(n-1)) and scaled by Student's t with n-1 degrees of freedom, so that variation
-    between processes, which is most of it on a shared machine, is not under-counted. None with
-    no trial of at least 2 pairs.
+    between processes, which is most of it on a shared machine, is not under-counted. A trial of
+    one pair (a slow call, one cycle) counts with that pair's ratio. None with no pairs at all.
     """
     logs = []
     for ref, var in zip(reference, variant, strict=True):
         m = min(len(ref), len(var))
-        if m >= 2:
+        if m >= 1:
             pairs = np.log(np.asarray(ref[:m], dtype=float)) - np.log(np.asarray(var[:m], dtype=float))
             logs.append(thin(pairs, MAX_PAIRS_PER_TRIAL))
     n = len(logs)

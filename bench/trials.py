@@ -370,7 +370,11 @@ def _check(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> Non
         draft = Draft(new_record(spec, job.options.profile))
         try:
             call, context = executor.check(spec, draft).timed()
-            iterations = calibrate(call, context, job.settings.min_time_s, job.settings.timer)
+            first_s = draft.record.first_call_s
+            if first_s is not None and first_s >= 10 * job.settings.min_time_s:
+                iterations = 1  # its checked call alone outlasts ten rounds: no calibration calls
+            else:
+                iterations = calibrate(call, context, job.settings.min_time_s, job.settings.timer)
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             conn.send(("failed", name, error_kind(exc), message, draft.record.to_json()))
@@ -426,10 +430,13 @@ def _trial(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> Non
     timer = job.settings.timer
     gc.collect()
     with context:
-        for name in order:  # one untimed cycle: a fresh process's first rounds fault pages in
-            fn = calls[name]
-            for _ in range(job.iterations[name]):
-                fn()
+        for name in order:
+            # An untimed round of each fast implementation (several calls per round): a fresh
+            # process's first rounds fault pages in. A slow one was warmed by its first call.
+            if job.iterations[name] > 1:
+                fn = calls[name]
+                for _ in range(job.iterations[name]):
+                    fn()
         end = timer() + budget_s
         cycle = 0
         while cycle < job.settings.min_rounds or (timer() < end and cycle < MAX_CYCLES):

@@ -195,7 +195,7 @@ class Executor:
     def _warm_imports(self) -> None:
         # FlopCounterMode imports sympy on first use (seconds on a loaded machine): outside any
         # item's measurements.
-        if not self._warmed:
+        if not self._warmed and self.options.probes:
             count_flops(lambda: torch.ones(2, 2) @ torch.ones(2, 2))
             self._warmed = True
 

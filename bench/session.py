@@ -27,7 +27,7 @@ from bench.options import RunOptions
 from bench.plugin import SPEC_KEY
 from bench.results import SCHEMA, Record
 from bench.stats import trial_speedup
-from bench.trials import AA, Outcome, TrialSettings, measure_group
+from bench.trials import AA, Outcome, TrialSettings, measure_group, timer_precision
 
 __all__ = ["BenchSession", "ItemSpec"]
 
@@ -60,6 +60,7 @@ class BenchSession:
         self.resumed: dict[Group, dict[str, Outcome]] = {}
         self.journal: Journal | None = None
         self._warmed = False
+        self._precisions: dict[Callable[[], float], float] = {}  # per timer, measured once
         self.worker_seconds: list[tuple[str, float]] = []  # (phase, wall seconds) of every worker
         results = config.getoption("benchmark_json", None)
         if self.options.resume is not None:
@@ -94,6 +95,7 @@ class BenchSession:
         if start == "auto":
             start = "spawn" if spec.device.startswith("cuda") else "fork"
         memory = self.options.memory_limit_mb
+        timer = _timer(opt("benchmark_timer"))
         return TrialSettings(
             trials=trials,
             # pytest-benchmark's time per item, shared out over the trials.
@@ -106,8 +108,14 @@ class BenchSession:
             threads=self.options.worker_threads,
             start=start,
             memory_limit_bytes=int(memory * 2**20) if memory is not None else None,
-            timer=_timer(opt("benchmark_timer")),
+            timer=timer,
+            timer_precision_s=self._precision(timer),
         )
+
+    def _precision(self, timer: Callable[[], float]) -> float:
+        if timer not in self._precisions:
+            self._precisions[timer] = timer_precision(timer)
+        return self._precisions[timer]
 
     def outcomes(self, spec: ItemSpec, item: pytest.Item, timed: bool) -> dict[str, Outcome]:
         """The group's outcomes: measured in workers the first time one of its items runs (or

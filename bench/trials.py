@@ -57,6 +57,7 @@ class TrialSettings:
     memory_limit_bytes: int | None = None  # address space a worker may add to what it starts with
     seed: int = 0
     timer: Callable[[], float] = time.perf_counter  # pytest-benchmark's --benchmark-timer
+    timer_precision_s: float | None = None  # measured once by the parent (None: by each worker)
 
 
 @dataclass
@@ -131,6 +132,10 @@ def _run_worker(job: Job, on_message: Callable[[tuple[Any, ...]], None] | None =
     receiver, sender = ctx.Pipe(duplex=False)
     in_flight = ctx.Value("i", -1, lock=False)
     process = ctx.Process(target=_worker_main, args=(job, sender, in_flight), name=f"bench-{job.phase}")
+    if job.settings.start == "fork":
+        # The parent's objects out of the collector's reach: a collection in the child would
+        # otherwise touch (and so copy) every page of the parent's heap.
+        gc.freeze()
     process.start()
     sender.close()
     messages: list[tuple[Any, ...]] = []
@@ -374,7 +379,9 @@ def _check(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> Non
             if first_s is not None and first_s >= 10 * job.settings.min_time_s:
                 iterations = 1  # its checked call alone outlasts ten rounds: no calibration calls
             else:
-                iterations = calibrate(call, context, job.settings.min_time_s, job.settings.timer)
+                iterations = calibrate(
+                    call, context, job.settings.min_time_s, job.settings.timer, job.settings.timer_precision_s
+                )
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             conn.send(("failed", name, error_kind(exc), message, draft.record.to_json()))
@@ -383,13 +390,15 @@ def _check(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> Non
 
 
 def calibrate(
-    call: Callable[[], Any], context: Any, min_time_s: float, timer: Callable[[], float] = time.perf_counter
+    call: Callable[[], Any],
+    context: Any,
+    min_time_s: float,
+    timer: Callable[[], float] = time.perf_counter,
+    precision_s: float | None = None,
 ) -> int:
     """Calls per round so that a round lasts at least ``min_time_s`` (pytest-benchmark's rule:
     ten times more calls until a round is long enough, then scaled to it)."""
-    from pytest_benchmark.timers import compute_timer_precision
-
-    precision = float(compute_timer_precision(timer))  # type: ignore[no-untyped-call]
+    precision = timer_precision(timer) if precision_s is None else precision_s
     min_time = max(min_time_s, precision * 10)
     loops = 1
     with context:
@@ -403,6 +412,13 @@ def calibrate(
             if duration >= min_time / 2:
                 return max(1, math.ceil(min_time * loops / duration))
             loops *= 10
+
+
+def timer_precision(timer: Callable[[], float]) -> float:
+    """The timer's resolution as pytest-benchmark measures it (a few tenths of a second)."""
+    from pytest_benchmark.timers import compute_timer_precision
+
+    return float(compute_timer_precision(timer))  # type: ignore[no-untyped-call]
 
 
 def _trial(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> None:

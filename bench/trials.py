@@ -248,7 +248,9 @@ def measure_group(
 
     # Trials: the implementations that passed, and the reference once more as the A/A control.
     timed = [n for n in names if outcomes[n].error is None]
-    iterations = {n: int(outcomes[n].iterations or 1) for n in timed}
+    iterations = shared_iterations({n: int(outcomes[n].iterations or 1) for n in timed})
+    for name, count in iterations.items():
+        outcomes[name].iterations = count
     if settings.trials > 0:
         outcomes[AA] = Outcome(AA, iterations=iterations[REFERENCE])
         iterations[AA] = iterations[REFERENCE]
@@ -292,6 +294,27 @@ def measure_group(
                 }
             timed = []
     return outcomes
+
+
+def shared_iterations(counts: dict[str, int], within: float = 4.0) -> dict[str, int]:
+    """One calls-per-round count for implementations of about the same speed.
+
+    Calibration is noisy (a count of 9 against 21 for the same code, measured here), and rounds of
+    different lengths differ by a few tenths of a percent per call in cache and loop effects,
+    which tight intervals report as a speedup of identical code. So counts within ``within`` of
+    each other (a cluster, from the smallest up) take the cluster's largest.
+    """
+    shared: dict[str, int] = {}
+    cluster: list[str] = []
+    for name in sorted(counts, key=counts.__getitem__):
+        if cluster and counts[name] > within * counts[cluster[0]]:
+            for member in cluster:
+                shared[member] = counts[cluster[-1]]
+            cluster = []
+        cluster.append(name)
+    for member in cluster:
+        shared[member] = counts[cluster[-1]]
+    return shared
 
 
 def _take(message: tuple[Any, ...], outcomes: dict[str, Outcome]) -> None:
@@ -396,22 +419,32 @@ def calibrate(
     timer: Callable[[], float] = time.perf_counter,
     precision_s: float | None = None,
 ) -> int:
-    """Calls per round so that a round lasts at least ``min_time_s`` (pytest-benchmark's rule:
-    ten times more calls until a round is long enough, then scaled to it)."""
+    """Calls per round so that a round lasts about ``min_time_s``, in proportion to the call's time.
+
+    Batches of ten times more calls until one lasts a tenth of the target, then the per-call
+    time from the best of three such batches. Proportional, so that identical code gets (nearly)
+    the same count: a round of 20 calls against one of 100 (what pytest-benchmark's
+    powers-of-ten rule gives two identical functions either side of a threshold) differs by a
+    few tenths of a percent per call in cache and loop effects, which tight intervals then report
+    as a difference.
+    """
     precision = timer_precision(timer) if precision_s is None else precision_s
     min_time = max(min_time_s, precision * 10)
+
+    def batch(loops: int) -> float:
+        started = timer()
+        for _ in range(loops):
+            call()
+        return timer() - started
+
     loops = 1
     with context:
-        while True:
-            started = timer()
-            for _ in range(loops):
-                call()
-            duration = timer() - started
-            if duration >= min_time or loops >= 10**7:
-                return loops
-            if duration >= min_time / 2:
-                return max(1, math.ceil(min_time * loops / duration))
+        duration = batch(loops)
+        while duration < min_time / 10 and loops < 10**7:
             loops *= 10
+            duration = batch(loops)
+        per_call = min(duration, batch(loops), batch(loops)) / loops
+    return max(1, math.ceil(min_time / per_call)) if per_call > 0 else 10**7
 
 
 def timer_precision(timer: Callable[[], float]) -> float:

@@ -233,3 +233,15 @@ def test_an_interval_needs_trials_with_pairs() -> None:
     assert trial_speedup([[]], [[]]) is None
     with pytest.raises(ValueError):
         trial_speedup([[1.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]])
+
+
+def test_implementations_of_about_the_same_speed_share_one_count_of_calls_per_round() -> None:
+    from bench.trials import shared_iterations
+
+    assert shared_iterations({"reference": 9, "a": 21, "b": 28}) == {"reference": 28, "a": 28, "b": 28}
+    assert shared_iterations({"reference": 1, "fast": 200, "faster": 150, "slow": 1}) == {
+        "reference": 1,
+        "slow": 1,
+        "fast": 200,
+        "faster": 200,
+    }

@@ -56,15 +56,14 @@ class BenchSession:
         # The selected implementations of each group, and the group measured last.
         self.group_variants: dict[Group, list[str]] = {}
         self._outcomes: dict[Group, dict[str, Outcome]] = {}
-        # Groups of the journal being resumed, taken as measured; the journal this run appends to.
-        self.resumed: dict[Group, dict[str, Outcome]] = {}
+        # The journal this run appends to (a resumed run's groups start out as measured).
         self.journal: Journal | None = None
         self._warmed = False
         self._precisions: dict[Callable[[], float], float] = {}  # per timer, measured once
         self.worker_seconds: list[tuple[str, float]] = []  # (phase, wall seconds) of every worker
         results = config.getoption("benchmark_json", None)
         if self.options.resume is not None:
-            _, self.resumed = read_journal(self.options.resume)
+            _, self._outcomes = read_journal(self.options.resume)
             self.journal = Journal(self.options.resume, [], config.rootpath, append=True)
         elif results is not None:
             args = [str(a) for a in config.invocation_params.args]
@@ -149,8 +148,7 @@ class BenchSession:
 
     def run(self, spec: ItemSpec, benchmark: Any, item: pytest.Item) -> None:
         timed = bool(benchmark.enabled)
-        resumed = self.resumed.get(spec.group)
-        outcomes = resumed if resumed is not None else self.outcomes(spec, item, timed)
+        outcomes = self.outcomes(spec, item, timed)
         outcome = outcomes.get(spec.variant) or Outcome(
             spec.variant, error={"kind": "crash", "message": "not measured"}
         )

@@ -125,7 +125,7 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _run_worker(job: Job, on_message: Callable[[tuple[Any, ...]], None] | None = None) -> _Ended:
+def _run_worker(job: Job) -> _Ended:
     """Start a worker for ``job``, read its messages, and say how it ended."""
     began = time.perf_counter()
     ctx: Any = multiprocessing.get_context(job.settings.start)
@@ -162,8 +162,6 @@ def _run_worker(job: Job, on_message: Callable[[tuple[Any, ...]], None] | None =
             messages.append(message)
             if message[0] == "fatal":
                 failure = {"kind": "exception", "message": f"the worker failed: {message[1]}"}
-            if on_message is not None:
-                on_message(message)
             kind = message[0]
             if kind == "timing":
                 # The cycles: every implementation's budget, plus one limit for a slow round.
@@ -203,7 +201,6 @@ def measure_group(
     names: Sequence[str],
     options: RunOptions,
     settings: TrialSettings,
-    progress: Callable[[str], None] | None = None,
     worker_seconds: list[tuple[str, float]] | None = None,
 ) -> dict[str, Outcome]:
     """Check, then time in trials, the implementations ``names`` (the reference first) of a group.
@@ -257,8 +254,6 @@ def measure_group(
         timed.append(AA)
     trial = 0
     while trial < settings.trials and REFERENCE in timed:
-        if progress is not None:
-            progress(f"trial {trial + 1}/{settings.trials}")
         job = replace(base, phase="trial", names=tuple(timed), trial=trial, iterations=iterations)
         ended = _run_worker(job)
         seconds.append(("trial", ended.seconds))

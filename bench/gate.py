@@ -253,6 +253,11 @@ def _count_finding(
     )
 
 
+def _status(worse: bool, better: bool) -> str:
+    """A wall-clock verdict: each side needs both its threshold and its evidence (``worse``, ``better``)."""
+    return REGRESSION if worse else IMPROVEMENT if better else UNCHANGED
+
+
 def _ratio_finding(
     base: tuple[str, str, str, str],
     rules: Rules,
@@ -273,12 +278,10 @@ def _ratio_finding(
         # Both runs measured in trials: the same intervals the report shows. A regression needs the
         # two intervals to separate, and the change to pass the threshold.
         change = sp_now.estimate / sp_before.estimate - 1
-        if change < -rules.ratio_threshold and sp_now.high < sp_before.low:
-            status = REGRESSION
-        elif change > rules.ratio_threshold and sp_now.low > sp_before.high:
-            status = IMPROVEMENT
-        else:
-            status = UNCHANGED
+        status = _status(
+            worse=change < -rules.ratio_threshold and sp_now.high < sp_before.low,
+            better=change > rules.ratio_threshold and sp_now.low > sp_before.high,
+        )
         return Finding(
             *base,
             rule="ratio",
@@ -315,12 +318,9 @@ def _ratio_finding(
     change = s_now / s_before - 1
     low, high = interval or (change + 1, change + 1)
     # A verdict needs both a change beyond the threshold and an interval that excludes "no change".
-    if change < -rules.ratio_threshold and high < 1:
-        status = REGRESSION
-    elif change > rules.ratio_threshold and low > 1:
-        status = IMPROVEMENT
-    else:
-        status = UNCHANGED
+    status = _status(
+        worse=change < -rules.ratio_threshold and high < 1, better=change > rules.ratio_threshold and low > 1
+    )
     return Finding(
         *base,
         rule="ratio",
@@ -348,12 +348,10 @@ def _absolute_finding(base: tuple[str, str, str, str], rules: Rules, now: Record
         )
     p_slower = slower_p_value(now.rounds_s, before.rounds_s) if now.rounds_s and before.rounds_s else 1.0
     p_faster = slower_p_value(before.rounds_s, now.rounds_s) if now.rounds_s and before.rounds_s else 1.0
-    if change > rules.absolute_threshold and p_slower < rules.alpha:
-        status = REGRESSION
-    elif change < -rules.absolute_threshold and p_faster < rules.alpha:
-        status = IMPROVEMENT
-    else:
-        status = UNCHANGED
+    status = _status(
+        worse=change > rules.absolute_threshold and p_slower < rules.alpha,
+        better=change < -rules.absolute_threshold and p_faster < rules.alpha,
+    )
     return Finding(
         *base,
         rule="absolute",

@@ -101,11 +101,15 @@ def test_merge_writes_counts_into_records_and_the_run(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 def test_counts_repeat_and_see_more_work(toy_project: Path) -> None:
-    """Under callgrind for real, twice. Two counting processes agree within 0.5 %, well inside the
-    gate's 1 % (measured up to 0.2 % on this 220,000-instruction call: the counting process's heap
-    after collection depends a little on what its collection did), and so does the same item
-    counted twice in one process; a larger matrix costs more instructions; an unknown item and one
-    whose call forks get a reason, not a failed pass. About 40 s."""
+    """Under callgrind for real, twice. Two counting processes agree within 1 %, the gate's default
+    threshold, and so does the same item counted twice in one process; a larger matrix costs more
+    instructions; an unknown item and one whose call forks get a reason, not a failed pass. About
+    40 s. Measured on these 220,000-instruction calls (mostly Python and dispatch): up to 0.62 %
+    apart between the two passes of a CI run (0.5 % was this test's bound then), 0.49 % over six
+    passes here. Every call is shifted alike (counting in five blocks and taking the median block
+    moved as much, up to 0.67 % in eleven passes from two project paths): the counting process's
+    heap after collection depends a little on what its collection did. The CI gate's threshold
+    (2 %) is set from the same jitter."""
     item = "suites/toy.py::toy.square[n{}-cpu-{}]"
     ids = [item.format(8, "reference"), item.format(8, "reference"), item.format(16, "reference")]
     ids += [item.format(8, "nonexistent"), item.format(8, "forks")]
@@ -124,8 +128,8 @@ def test_counts_repeat_and_see_more_work(toy_project: Path) -> None:
     values = [c.instructions_per_call or 0.0 for c in first[:3]]
     again = [c.instructions_per_call or 0.0 for c in second[:3]]
     assert all(v > 0 for v in values)
-    assert values == pytest.approx(again, rel=5e-3)
-    assert values[0] == pytest.approx(values[1], rel=5e-3)
+    assert values == pytest.approx(again, rel=1e-2)
+    assert values[0] == pytest.approx(values[1], rel=1e-2)
     assert values[2] > 1.01 * values[0]
     assert first[3].instructions_per_call is None and "not collected" in (first[3].reason or "")
     assert first[4].instructions_per_call is None and "starts other processes" in (first[4].reason or "")

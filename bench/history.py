@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,13 @@ from bench.stats import slower_p_value, trial_median
 
 STEP_THRESHOLD = 0.10  # a median moving by more than this ...
 STEP_ALPHA = 0.01  # ... with a Mann-Whitney p below this, between consecutive runs, is a step
+# Absolute times move with the machine between runs, by more than the trials of one run show (the
+# references' times moved by a robust SD of 24 % between quick runs minutes apart on a shared
+# 2-core VM, measured 2026-12-02, while speedups moved by 4 %). An absolute-time step must also
+# stand out from what every reference did between the same two runs: beyond DRIFT_K robust SDs of
+# their log changes around the median change, where at least DRIFT_MIN_REFERENCES are in both.
+DRIFT_K = 3.0
+DRIFT_MIN_REFERENCES = 5
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,25 @@ class Point:
     median_s: float
     speedup: float | None
     step: str = ""  # "slower" or "faster" when this run stepped against the previous one
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How the references' times moved between one run and the next (the machine, or a change
+    common to every case): what an absolute-time step must stand out from."""
+
+    run: int  # the later run of the pair
+    references: int
+    median: float  # median log change of the references' times (> 0: slower)
+    spread: float  # robust SD of those log changes (1.4826 x their median absolute deviation)
+
+    def band(self) -> tuple[float, float]:
+        """The range of time changes (fractions, -0.2 = 20 % faster) that is not a step."""
+        width = DRIFT_K * self.spread
+        return math.exp(self.median - width) - 1, math.exp(self.median + width) - 1
+
+    def stands_out(self, log_change: float) -> bool:
+        return abs(log_change - self.median) > DRIFT_K * self.spread
 
 
 @dataclass(frozen=True)
@@ -39,6 +67,7 @@ class History:
     runs: tuple[Run, ...]
     series: tuple[Series, ...]
     skipped: tuple[str, ...]  # files in the folder that are not harness results, and why
+    drifts: tuple[Drift, ...] = ()  # per consecutive pair of runs, where enough references are in both
 
 
 def _commit(run: Run) -> str:
@@ -61,7 +90,31 @@ def load_history(folder: Path) -> History:
             + (f" ({len(skipped)} other JSON files)" if skipped else "")
         )
     runs.sort(key=lambda r: (r.datetime, _commit(r), r.path))
-    return History(tuple(runs), tuple(_series(runs)), tuple(skipped))
+    drifts = {d.run: d for d in (_drift(runs, i) for i in range(1, len(runs))) if d is not None}
+    return History(tuple(runs), tuple(_series(runs, drifts)), tuple(skipped), tuple(drifts.values()))
+
+
+def _time(rec: Record) -> float | None:
+    timed = trial_median(rec.trials)
+    return timed[0] if timed is not None else rec.median_s
+
+
+def _drift(runs: Sequence[Run], index: int) -> Drift | None:
+    """The references' drift from run ``index - 1`` to run ``index``."""
+    before = {r.key: r for r in runs[index - 1].records if r.role == "reference" and r.timed}
+    changes = []
+    for rec in runs[index].records:
+        old = before.get(rec.key)
+        if rec.role != "reference" or not rec.timed or old is None:
+            continue
+        then, now = _time(old), _time(rec)
+        if then and now:
+            changes.append(math.log(now / then))
+    if len(changes) < DRIFT_MIN_REFERENCES:
+        return None
+    middle = statistics.median(changes)
+    spread = 1.4826 * statistics.median(abs(c - middle) for c in changes)
+    return Drift(index, len(changes), middle, spread)
 
 
 def _interval(rec: Record, ref: Record | None) -> tuple[float, float, float] | None:
@@ -74,7 +127,25 @@ def _interval(rec: Record, ref: Record | None) -> tuple[float, float, float] | N
     return (1 / timed[0], 1 / timed[2], 1 / timed[1]) if timed is not None else None
 
 
-def _step(previous: Record, current: Record, previous_ref: Record | None, current_ref: Record | None) -> str:
+def _step(
+    previous: Record,
+    current: Record,
+    previous_ref: Record | None,
+    current_ref: Record | None,
+    drift: Drift | None = None,
+) -> str:
+    found = _raw_step(previous, current, previous_ref, current_ref)
+    absolute = current_ref is None or current_ref is current
+    if found and absolute and drift is not None:
+        then, now = _time(previous), _time(current)
+        if then and now and not drift.stands_out(math.log(now / then)):
+            return ""  # every reference moved about as much: the machine, not this case
+    return found
+
+
+def _raw_step(
+    previous: Record, current: Record, previous_ref: Record | None, current_ref: Record | None
+) -> str:
     before, now = _interval(previous, previous_ref), _interval(current, current_ref)
     if before is not None and now is not None:
         # Runs measured in trials: a step needs their intervals to separate, and a real change.
@@ -94,7 +165,7 @@ def _step(previous: Record, current: Record, previous_ref: Record | None, curren
     return ""
 
 
-def _series(runs: Sequence[Run]) -> list[Series]:
+def _series(runs: Sequence[Run], drifts: dict[int, Drift]) -> list[Series]:
     by_key: dict[tuple[str, str, str, str], list[tuple[int, Record, Record | None]]] = {}
     for index, run in enumerate(runs):
         refs = {(r.case, r.point, r.device): r for r in run.records if r.role == "reference" and r.timed}
@@ -106,7 +177,7 @@ def _series(runs: Sequence[Run]) -> list[Series]:
     for key, entries in by_key.items():
         points = []
         for i, (index, rec, ref) in enumerate(entries):
-            step = _step(entries[i - 1][1], rec, entries[i - 1][2], ref) if i else ""
+            step = _step(entries[i - 1][1], rec, entries[i - 1][2], ref, drifts.get(index)) if i else ""
             found = speedup(ref, rec) if ref is not None and ref is not rec else None
             value = 1.0 if ref is rec else (found.estimate if found else None)
             points.append(Point(index, float(rec.median_s or 0.0), value, step))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -9,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bench.history import History, Series
+from bench.history import DRIFT_K, History, Series
 from bench.profiling import safe_name
 from bench.render import format as fmt
 from bench.render.markdown import table
@@ -71,11 +72,38 @@ def render_history(history: History, output: Path) -> str:
     out = [
         "# Benchmark history",
         "",
-        f"{len(history.runs)} runs, oldest first. A step is a change of the median by more than 10 % "
-        "between consecutive runs that a one-sided Mann-Whitney U test on the rounds finds significant "
-        "(p < 0.01). Cells: median per call (speedup over that run's reference).",
+        f"{len(history.runs)} runs, oldest first. A step is a change by more than 10 % between "
+        "consecutive runs that the runs' own spread cannot explain: for runs measured in trials, the "
+        "two trial intervals (of a variant's speedup, or of a reference's time) must separate; "
+        "otherwise a one-sided Mann-Whitney U test on the rounds must find it significant "
+        "(p < 0.01). An absolute time (a reference's) must also stand out from how every "
+        f"reference's time moved between the same two runs (beyond {DRIFT_K:g} robust SDs of their "
+        "changes, see below): absolute times move with the machine, speedups much less. Cells: "
+        "median per call (speedup over that run's reference).",
         "",
     ]
+    if history.drifts:
+        drift_rows = []
+        for d in history.drifts:
+            low, high = d.band()
+            drift_rows.append(
+                (
+                    _run_label(history, d.run),
+                    str(d.references),
+                    f"{100 * (math.exp(d.median) - 1):+.1f} %",
+                    f"{100 * d.spread:.1f} %",
+                    f"{100 * low:+.0f} % to {100 * high:+.0f} %",
+                )
+            )
+        out += [
+            "## How the references moved between runs",
+            "",
+            table(
+                ("Run (against the one before)", "References", "Median change", "Robust SD", "Not a step"),
+                drift_rows,
+            ),
+            "",
+        ]
     if steps:
         step_rows = [
             (f"`{s.case}`", s.point, s.device, f"`{s.variant}`", _run_label(history, p.run), p.step)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,45 @@ def test_a_step_needs_the_trial_intervals_to_separate(tmp_path: Path) -> None:
     history = load_history(tmp_path)
     fast = next(s for s in history.series if s.variant == "fast")
     assert [p.step for p in fast.points] == ["", "", "slower"]
+
+
+def _references_run(folder: Path, name: str, when: str, seconds: list[float]) -> None:
+    """A run of six grid points' references only, each measured in three tight trials."""
+    doc = document_copy()
+    template = next(e for e in doc["benchmarks"] if e["extra_info"]["bench"]["variant"] == "reference")
+    entries = []
+    for n, base in zip(range(8, 8 + len(seconds)), seconds, strict=True):
+        entry = json.loads(json.dumps(template))
+        bench = entry["extra_info"]["bench"]
+        bench["params"] = {"n": n}
+        entry["name"] = f"toy.square[n{n}-cpu-reference]"
+        entry["fullname"] = f"suites/toy.py::{entry['name']}"
+        trials = [[base * (1 + 0.002 * (i + j % 3)) for j in range(20)] for i in range(3)]
+        bench["trials"] = [{"trial": i, "rounds_s": t} for i, t in enumerate(trials)]
+        rounds = sorted(x for t in trials for x in t)
+        entry["stats"]["data"] = rounds
+        entry["stats"]["median"] = rounds[len(rounds) // 2]
+        entries.append(entry)
+    doc["benchmarks"] = entries
+    doc["datetime"] = when
+    (folder / name).write_text(json.dumps(doc))
+
+
+def test_absolute_times_that_move_with_every_reference_are_not_steps(tmp_path: Path) -> None:
+    # Run 2: every reference 30 % slower, with trial intervals that separate (the machine moved);
+    # run 3: one reference 3x slower, the others back to run 1's times: that one is a step.
+    base = [0.001, 0.002, 0.003, 0.004, 0.005, 0.006]
+    _references_run(tmp_path, "1.json", "2026-11-01T00:00:00", base)
+    _references_run(tmp_path, "2.json", "2026-11-02T00:00:00", [1.3 * t for t in base])
+    _references_run(tmp_path, "3.json", "2026-11-03T00:00:00", [3 * 1.3 * base[0], *base[1:]])
+    history = load_history(tmp_path)
+    steps = {s.point: [p.step for p in s.points] for s in history.series}
+    assert steps["n8"] == ["", "", "slower"]
+    assert all(steps[f"n{n}"] == ["", "", ""] for n in range(9, 14))
+    first, second = history.drifts
+    assert (first.run, first.references) == (1, 6)
+    assert first.median == pytest.approx(math.log(1.3), abs=0.01) and first.spread < 0.01
+    assert second.median == pytest.approx(math.log(1 / 1.3), abs=0.01)
+    assert main(["history", str(tmp_path)]) == 0
+    text = (tmp_path / "history.md").read_text()
+    assert "## How the references moved between runs" in text and "+30.0 %" in text

@@ -35,12 +35,6 @@ def test_run_writes_json_and_report_and_exits_1_on_failures(toy_project: Path) -
     assert "4 timed, 4 failed" in proc.stderr
 
 
-def test_run_of_a_clean_selection_exits_0(toy_project: Path) -> None:
-    proc = _bench(toy_project, "run", "-k", "n8 and cpu", "--json", "ok.json", "--report", "ok.md")
-    assert proc.returncode == 0, proc.stderr
-    assert (toy_project / "ok.md").exists()
-
-
 def test_selection_matching_nothing_exits_2(toy_project: Path) -> None:
     proc = _bench(toy_project, "run", "-k", "no_such_case")
     assert proc.returncode == 2
@@ -120,10 +114,22 @@ def test_quick_profile_leaves_slow_cases_out_unless_asked(toy_project: Path) -> 
     report = (toy_project / "q.md").read_text()
     assert "left out by the marker expression (1 case(s)" in report and "`toy.heavy`" in report
 
+    # A clean selection exits 0 and writes the report where --report says.
     proc = _bench(
-        toy_project, "run", "-k", "n8 and cpu", "-m", "", "--json", "all.json", behaviour="slow_case"
+        toy_project,
+        "run",
+        "-k",
+        "n8 and cpu",
+        "-m",
+        "",
+        "--json",
+        "all.json",
+        "--report",
+        "reports/all.md",
+        behaviour="slow_case",
     )
     assert proc.returncode == 0, proc.stderr
+    assert (toy_project / "reports" / "all.md").exists()
     doc = json.loads((toy_project / "all.json").read_text())
     assert {b["extra_info"]["bench"]["case"] for b in doc["benchmarks"]} == {"toy.square", "toy.heavy"}
     assert doc["bench"]["selection"]["left_out"] == {}

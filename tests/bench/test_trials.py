@@ -135,7 +135,7 @@ def test_crashes_aborts_memory_and_hangs_are_recorded_and_the_run_goes_on(tmp_pa
         "--trials",
         "2",
         "--time-limit",
-        "8",
+        "4",
         "--memory-limit",
         "1024",
         "--json",

@@ -11,6 +11,16 @@ from pathlib import Path
 import pytest
 
 DATA = Path(__file__).parent / "data"
+PLUGINS = DATA / "plugins"
+
+
+def harness_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a run a test starts, with the small_cache plugin loaded by
+    every pytest session in it (`bench run` too: it runs pytest in-process), and ``extra``."""
+    env = {**os.environ, **extra}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PLUGINS), env.get("PYTHONPATH", "")) if p)
+    env["PYTEST_ADDOPTS"] = f"-p small_cache {env.get('PYTEST_ADDOPTS', '')}".strip()
+    return env
 
 
 @pytest.fixture
@@ -29,7 +39,7 @@ def run_in(
     project: Path, *args: str, behaviour: str = "", timeout: float = 240
 ) -> subprocess.CompletedProcess[str]:
     """Run a command of this interpreter's environment inside a temporary project."""
-    env = {**os.environ, "TOY_BEHAVIOUR": behaviour, "COLUMNS": "200"}
+    env = harness_env(TOY_BEHAVIOUR=behaviour, COLUMNS="200")
     return subprocess.run(
         [sys.executable, *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout
     )

@@ -19,7 +19,7 @@ import pytest
 
 from bench.results import load_run
 
-from .conftest import DATA, run_in
+from .conftest import DATA, harness_env, run_in
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "fidelity.py"
 
@@ -79,6 +79,7 @@ def test_wall_clock_median_is_loosely_timeits() -> None:
             "--threads",
             "1",
         ],
+        env=harness_env(),
         capture_output=True,
         text=True,
         timeout=300,

@@ -15,6 +15,7 @@ import pytest
 
 from bench.errors import SelectionError, SuiteError
 from bench.scaffold import write_scaffold
+from tests.bench.conftest import PLUGINS, harness_env
 
 MODEL = "import torch\n\n\ndef forward(x, weight, scale=1.0):\n    return torch.tanh(x @ weight) * scale\n"
 
@@ -103,8 +104,9 @@ def test_readme_walkthrough(tmp_path: Path) -> None:
     """Every step of the README section, each a command of the installed package, in a new folder."""
     (tmp_path / "mymodel.py").write_text(NEWCOMER_MODEL)
     bindir = Path(sys.executable).parent
-    env = {**os.environ, "COLUMNS": "200", "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("PYTHONPATH", None)
+    env = harness_env(COLUMNS="200", PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    # Not the repository on the path, as a newcomer has it: only the tests' small_cache plugin.
+    env["PYTHONPATH"] = str(PLUGINS)
 
     def step(*command: str) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

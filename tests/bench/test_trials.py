@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import pytest
 
 from bench.journal import journal_path, read_journal
 from bench.stats import trial_speedup
+from tests.bench.conftest import harness_env
 
 FAULTS_SUITE = """
 import ctypes
@@ -118,7 +118,7 @@ def _bench(project: Path, *args: str, env: dict[str, str] | None = None) -> subp
     return subprocess.run(
         [sys.executable, "-m", "bench.cli", *args],
         cwd=project,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        env=harness_env(COLUMNS="200", **(env or {})),
         capture_output=True,
         text=True,
         timeout=400,
@@ -169,7 +169,7 @@ def test_a_killed_run_resumes_from_its_journal_measuring_nothing_twice(tmp_path:
     parent = subprocess.Popen(
         [*args, "--json", str(results)],
         cwd=project,
-        env={**os.environ, **env},
+        env=harness_env(**env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

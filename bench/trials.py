@@ -67,6 +67,7 @@ class Outcome:
     name: str
     record: dict[str, Any] | None = None  # Record.to_json() from the check
     iterations: int | None = None  # calls per timed round
+    call_s: float | None = None  # seconds per call, as the check worker measured it
     trials: list[list[float]] = field(default_factory=list)  # seconds per call, per round, per trial
     error: dict[str, Any] | None = None  # {kind, message[, signal]}
 
@@ -75,6 +76,7 @@ class Outcome:
             "name": self.name,
             "record": self.record,
             "iterations": self.iterations,
+            "call_s": self.call_s,
             "trials": self.trials,
             "error": self.error,
         }
@@ -85,6 +87,7 @@ class Outcome:
             doc["name"],
             doc.get("record"),
             doc.get("iterations"),
+            doc.get("call_s"),
             list(doc.get("trials") or []),
             doc.get("error"),
         )
@@ -245,7 +248,7 @@ def measure_group(
 
     # Trials: the implementations that passed, and the reference once more as the A/A control.
     timed = [n for n in names if outcomes[n].error is None]
-    iterations = shared_iterations({n: int(outcomes[n].iterations or 1) for n in timed})
+    iterations = round_calls({n: outcomes[n].call_s or 0.0 for n in timed}, round_floor_s(settings))
     for name, count in iterations.items():
         outcomes[name].iterations = count
     if settings.trials > 0:
@@ -291,32 +294,55 @@ def measure_group(
     return outcomes
 
 
-def shared_iterations(counts: dict[str, int], within: float = 4.0) -> dict[str, int]:
-    """One calls-per-round count for implementations of about the same speed.
+# A fast implementation's round lasts at least this share of the group's mean call (see round_calls).
+ROUND_SHARE = 0.25
 
-    Calibration is noisy (a count of 9 against 21 for the same code, measured here), and rounds of
-    different lengths differ by a few tenths of a percent per call in cache and loop effects,
-    which tight intervals report as a speedup of identical code. So counts within ``within`` of
-    each other (a cluster, from the smallest up) take the cluster's largest.
+
+def round_floor_s(settings: TrialSettings) -> float:
+    """The shortest timed round: pytest-benchmark's minimum time, and ten ticks of the timer."""
+    precision = settings.timer_precision_s
+    if precision is None:
+        precision = timer_precision(settings.timer)
+    return max(settings.min_time_s, 10 * precision)
+
+
+def round_calls(call_s: dict[str, float], floor_s: float, within: float = 4.0) -> dict[str, int]:
+    """Calls per timed round for each implementation of a group, from its seconds per call.
+
+    A round lasts at least ``floor_s``, and at least a quarter of the group's mean call. Where a
+    group mixes slow and fast calls (a 0.3 ms generator beside a 0.25 s circuit), its trials run
+    only the few cycles the slow calls allow, and a fast implementation got two rounds of one
+    call per trial, each right after a slow call had flushed the caches: its trial medians moved
+    by 2.5x between processes. A round of many calls measures the call in its steady state and
+    averages one call's hiccups, at a cost of at most a quarter of a cycle. A group of calls of
+    about the same speed is unchanged.
+
+    Implementations of about the same speed share one count: those whose calls are within
+    ``within`` of the fastest of them take its count. Seconds per call are noisy (identical code
+    was measured at 9 and 21 calls per 0.2 ms), and rounds of different lengths differ by a few
+    tenths of a percent per call in cache and loop effects, which tight intervals report as a
+    speedup of identical code.
     """
-    shared: dict[str, int] = {}
-    cluster: list[str] = []
-    for name in sorted(counts, key=counts.__getitem__):
-        if cluster and counts[name] > within * counts[cluster[0]]:
-            for member in cluster:
-                shared[member] = counts[cluster[-1]]
-            cluster = []
-        cluster.append(name)
-    for member in cluster:
-        shared[member] = counts[cluster[-1]]
-    return shared
+    known = [s for s in call_s.values() if s > 0]
+    target = max(floor_s, ROUND_SHARE * sum(known) / len(known)) if known else floor_s
+    counts: dict[str, int] = {}
+    fastest = 0.0
+    for name in sorted(call_s, key=call_s.__getitem__):
+        seconds = call_s[name]
+        if seconds <= 0:
+            counts[name] = 1  # not measured: one call per round
+            continue
+        if not fastest or seconds > within * fastest:
+            fastest, count = seconds, max(1, math.ceil(target / seconds))
+        counts[name] = count
+    return counts
 
 
 def _take(message: tuple[Any, ...], outcomes: dict[str, Outcome]) -> None:
     kind = message[0]
     if kind == "checked":
-        _, name, record, iterations = message
-        outcomes[name].record, outcomes[name].iterations = record, iterations
+        _, name, record, call_s = message
+        outcomes[name].record, outcomes[name].call_s = record, call_s
     elif kind == "failed":
         _, name, error_kind, text, record = message
         outcomes[name].error = {"kind": error_kind, "message": text}
@@ -354,6 +380,10 @@ def _worker_main(job: Job, conn: Any, in_flight: Any) -> None:
 
         torch.set_num_threads(job.settings.threads)
         _limit_memory(job.settings.memory_limit_bytes)
+        if job.phase == "check":
+            from bench.probes.memory import pin_malloc
+
+            pin_malloc()
         case = _find_case(job)
         executor = Executor(job.options)
         if job.phase == "check":
@@ -394,37 +424,35 @@ def _check(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> Non
         try:
             call, context = executor.check(spec, draft).timed()
             first_s = draft.record.first_call_s
-            if first_s is not None and first_s >= 10 * job.settings.min_time_s:
-                iterations = 1  # its checked call alone outlasts ten rounds: no calibration calls
+            floor_s = round_floor_s(job.settings)
+            if first_s is not None and first_s >= max(10 * floor_s, job.settings.budget_s):
+                # Its checked call alone outlasts a trial's budget: no calibration calls. A first
+                # call is slower than later ones (it initialises), so below that it is measured.
+                call_s = first_s
             else:
-                iterations = calibrate(
-                    call, context, job.settings.min_time_s, job.settings.timer, job.settings.timer_precision_s
-                )
+                call_s = seconds_per_call(call, context, floor_s, job.settings.timer)
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             conn.send(("failed", name, error_kind(exc), message, draft.record.to_json()))
             continue
-        conn.send(("checked", name, draft.record.to_json(), iterations))
+        conn.send(("checked", name, draft.record.to_json(), call_s))
 
 
-def calibrate(
+def seconds_per_call(
     call: Callable[[], Any],
     context: Any,
     min_time_s: float,
     timer: Callable[[], float] = time.perf_counter,
-    precision_s: float | None = None,
-) -> int:
-    """Calls per round so that a round lasts about ``min_time_s``, in proportion to the call's time.
+) -> float:
+    """Seconds per call, from batches long enough for the timer: what calls per round derive from.
 
-    Batches of ten times more calls until one lasts a tenth of the target, then the per-call
-    time from the best of three such batches. Proportional, so that identical code gets (nearly)
-    the same count: a round of 20 calls against one of 100 (what pytest-benchmark's
-    powers-of-ten rule gives two identical functions either side of a threshold) differs by a
-    few tenths of a percent per call in cache and loop effects, which tight intervals then report
-    as a difference.
+    Batches of ten times more calls until one lasts a tenth of ``min_time_s``, then the best of
+    three such batches. The count per round is then proportional to it (``round_calls``), so that
+    identical code gets (nearly) the same count: a round of 20 calls against one of 100 (what
+    pytest-benchmark's powers-of-ten rule gives two identical functions either side of a
+    threshold) differs by a few tenths of a percent per call in cache and loop effects, which
+    tight intervals then report as a difference.
     """
-    precision = timer_precision(timer) if precision_s is None else precision_s
-    min_time = max(min_time_s, precision * 10)
 
     def batch(loops: int) -> float:
         started = timer()
@@ -435,11 +463,10 @@ def calibrate(
     loops = 1
     with context:
         duration = batch(loops)
-        while duration < min_time / 10 and loops < 10**7:
+        while duration < min_time_s / 10 and loops < 10**7:
             loops *= 10
             duration = batch(loops)
-        per_call = min(duration, batch(loops), batch(loops)) / loops
-    return max(1, math.ceil(min_time / per_call)) if per_call > 0 else 10**7
+        return min(duration, batch(loops), batch(loops)) / loops
 
 
 def timer_precision(timer: Callable[[], float]) -> float:

@@ -120,7 +120,9 @@ def _method(run: Run) -> list[str]:
         "probes do not perturb the timings.",
         *_timing_method(run, timing),
         "- Peak mem Δ: growth of the resident set during one call (Linux VmHWM reset through "
-        "/proc/self/clear_refs; sampled elsewhere) on CPU, CUDA allocator peak growth on CUDA.",
+        "/proc/self/clear_refs; sampled elsewhere; glibc's mmap and trim thresholds pinned in the "
+        "probing worker, so that freed large blocks do not stay resident and the growth does not "
+        "follow what ran before) on CPU, CUDA allocator peak growth on CUDA.",
         "- FLOPs: counted by torch's FlopCounterMode (matmul/conv family), or declared by the case "
         "where linear algebra dominates; % peak is against the measured fp32 matmul peak above.",
         "- Limits are measured at the run's start on all cores, best of several: the fp32 matmul "

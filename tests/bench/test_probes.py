@@ -1,12 +1,18 @@
-"""Probes: CPU peak memory of one call, FLOP counting, GPU sampling with a fake NVML."""
+"""Probes: CPU peak memory of one call, pinned malloc, FLOP counting, GPU sampling with a fake NVML."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from bench.probes import GpuSampler, count_flops, cpu_peak, sample_gpu
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cpu_peak_sees_a_large_temporary() -> None:
@@ -56,3 +62,43 @@ def test_sample_gpu_repeats_the_call() -> None:
     summary = sample_gpu(lambda: calls.append(1), "cuda:0", min_s=0.0, min_calls=3, nvml=_fake_nvml([50]))
     assert len(calls) == 3
     assert summary is not None and summary["util_mean_pct"] == 50
+
+
+_FREED_AFTER_A_LARGE_BLOCK = """
+import ctypes, ctypes.util, sys
+from bench.probes.memory import pin_malloc
+
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+if sys.argv[1] == "pinned":
+    assert pin_malloc()
+libc.free(libc.malloc(8 << 20))  # glibc then raises its mmap threshold to 8 MiB, unless pinned
+
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+blocks = [libc.malloc(1 << 20) for _ in range(32)]
+for block in blocks:
+    ctypes.memset(block, 1, 1 << 20)
+before = rss()
+for block in blocks[:-1]:  # the last one stays, so the heap's top cannot shrink
+    libc.free(block)
+print(before - rss())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_pinned_malloc_returns_freed_large_blocks_whatever_ran_before() -> None:
+    def released(mode: str) -> int:
+        done = subprocess.run(
+            [sys.executable, "-c", _FREED_AFTER_A_LARGE_BLOCK, mode],
+            capture_output=True, text=True, check=True, cwd=ROOT,
+        )
+        return int(done.stdout)
+
+    # Unpinned, the 1 MiB blocks came from the heap and stay resident when freed: a later call's
+    # growth would depend on this history. Pinned, each was mapped and is returned on free.
+    assert released("default") < 8 << 20
+    assert released("pinned") >= 28 << 20

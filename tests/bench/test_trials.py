@@ -235,13 +235,23 @@ def test_an_interval_needs_trials_with_pairs() -> None:
         trial_speedup([[1.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]])
 
 
-def test_implementations_of_about_the_same_speed_share_one_count_of_calls_per_round() -> None:
-    from bench.trials import shared_iterations
+def test_calls_per_round_shared_at_one_speed_and_longer_for_fast_calls_beside_slow_ones() -> None:
+    from bench.trials import round_calls
 
-    assert shared_iterations({"reference": 9, "a": 21, "b": 28}) == {"reference": 28, "a": 28, "b": 28}
-    assert shared_iterations({"reference": 1, "fast": 200, "faster": 150, "slow": 1}) == {
-        "reference": 1,
-        "slow": 1,
-        "fast": 200,
-        "faster": 200,
-    }
+    floor = 0.2e-3
+    # Identical code was measured at 9 and 21 calls per 0.2 ms: one speed, one count (the fastest's).
+    same = {"reference": 22e-6, "a": 9.5e-6, "b": 7e-6}
+    assert round_calls(same, floor) == {"reference": 29, "a": 29, "b": 29}
+    # Speeds far apart keep their own counts; a group of fast calls keeps the shortest round.
+    apart = {"reference": 1e-3, "slow": 1.2e-3, "fast": 1.3e-6, "faster": 0.9e-6}
+    assert round_calls(apart, floor) == {"reference": 1, "slow": 1, "fast": 223, "faster": 223}
+    # Beside 0.25 s circuits a 0.3 ms call gets rounds of a quarter of the mean call, not one call
+    # right after a circuit, and the cycle grows by less than a quarter.
+    mixed = {"reference": 0.3e-3, "circuit": 0.25, "shadow": 0.2}
+    counts = round_calls(mixed, floor)
+    assert counts["circuit"] == counts["shadow"] == 1
+    assert counts["reference"] * mixed["reference"] >= 0.25 * sum(mixed.values()) / 3
+    cycle = sum(counts[n] * s for n, s in mixed.items())
+    assert cycle < 1.25 * sum(mixed.values())
+    # An implementation without a measured time gets one call per round.
+    assert round_calls({"reference": 0.0, "a": 1e-3}, floor)["reference"] == 1

@@ -150,20 +150,28 @@ class Executor:
         inputs = self.setup(spec, spec.run_params)
         return self._caller(spec, self._arguments(spec, inputs, spec.run_params))
 
-    def baseline(self, spec: ItemSpec) -> Baseline:
-        """The reference's inputs, arguments and checked output at this item's point (built once)."""
+    def baseline(self, spec: ItemSpec, output: bool = True) -> Baseline:
+        """The reference's inputs, arguments and checked output at this item's point (built once).
+
+        ``output=False``: inputs and arguments only, without the reference's checked call (a trial
+        worker compares nothing; that call would be one more reference call per trial)."""
         if self._baseline is not None and self._baseline[0] == spec.group:
-            return self._baseline[1]
-        self._baseline = None  # free the previous point's tensors before building new ones
-        base = Baseline()
+            base = self._baseline[1]
+            if base.snapshot is not None or base.error is not None or not output:
+                return base
+        else:
+            self._baseline = None  # free the previous point's tensors before building new ones
+            base = Baseline()
         reference = spec.sibling(REFERENCE)
         try:
-            base.inputs = self.setup(reference, reference.params)
-            base.arguments = self._arguments(reference, base.inputs, reference.params)
-            started = time.perf_counter()
-            with strict_fp32(spec.device):
-                base.snapshot = self._caller(reference, base.arguments).snapshot()
-            base.first_call_s = time.perf_counter() - started
+            if base.inputs is None or base.arguments is None:
+                base.inputs = self.setup(reference, reference.params)
+                base.arguments = self._arguments(reference, base.inputs, reference.params)
+            if output:
+                started = time.perf_counter()
+                with strict_fp32(spec.device):
+                    base.snapshot = self._caller(reference, base.arguments).snapshot()
+                base.first_call_s = time.perf_counter() - started
         except (CaseTimeout, KeyboardInterrupt):
             raise
         except Exception as exc:  # the reference's failure is reported on every item of this point
@@ -174,7 +182,7 @@ class Executor:
 
     def timing_caller(self, spec: ItemSpec) -> Caller:
         """A caller ready for timed rounds (the reference on the baseline's inputs), warmed up."""
-        base = self.baseline(spec)
+        base = self.baseline(spec, output=False)
         if base.error is not None:
             raise BenchError(f"the reference failed at {spec.params} on {spec.device}: {base.error}")
         assert base.inputs is not None and base.arguments is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,19 @@ def test_report_writes_markdown(tmp_path: Path) -> None:
 
 
 def test_quick_profile_leaves_slow_cases_out_unless_asked(toy_project: Path) -> None:
-    proc = _bench(toy_project, "run", "-k", "n8 and cpu", "--json", "q.json", behaviour="slow_case")
+    # Three runs that share nothing but the project (each its own JSON and report), side by side:
+    # one per core, not one after another.
+    runs = [
+        ("run", "-k", "n8 and cpu", "--json", "q.json"),
+        # A clean selection exits 0 and writes the report where --report says.
+        ("run", "-k", "n8 and cpu", "-m", "", "--json", "all.json", "--report", "reports/all.md"),
+        ("run", "-k", "heavy", "--json", "none.json"),
+    ]
+    with ThreadPoolExecutor(len(runs)) as pool:
+        done = pool.map(lambda args: _bench(toy_project, *args, behaviour="slow_case"), runs)
+        quick, everything, nothing = done
+
+    proc = quick
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((toy_project / "q.json").read_text())
     assert {b["extra_info"]["bench"]["case"] for b in doc["benchmarks"]} == {"toy.square"}
@@ -114,26 +127,13 @@ def test_quick_profile_leaves_slow_cases_out_unless_asked(toy_project: Path) -> 
     report = (toy_project / "q.md").read_text()
     assert "left out by the marker expression (1 case(s)" in report and "`toy.heavy`" in report
 
-    # A clean selection exits 0 and writes the report where --report says.
-    proc = _bench(
-        toy_project,
-        "run",
-        "-k",
-        "n8 and cpu",
-        "-m",
-        "",
-        "--json",
-        "all.json",
-        "--report",
-        "reports/all.md",
-        behaviour="slow_case",
-    )
+    proc = everything
     assert proc.returncode == 0, proc.stderr
     assert (toy_project / "reports" / "all.md").exists()
     doc = json.loads((toy_project / "all.json").read_text())
     assert {b["extra_info"]["bench"]["case"] for b in doc["benchmarks"]} == {"toy.square", "toy.heavy"}
     assert doc["bench"]["selection"]["left_out"] == {}
 
-    proc = _bench(toy_project, "run", "-k", "heavy", "--json", "none.json", behaviour="slow_case")
+    proc = nothing
     assert proc.returncode == 2
     assert "-m 'not slow'" in proc.stderr and "selected no benchmark items" in proc.stderr

@@ -162,7 +162,9 @@ def test_crashes_aborts_memory_and_hangs_are_recorded_and_the_run_goes_on(tmp_pa
 def test_a_killed_run_resumes_from_its_journal_measuring_nothing_twice(tmp_path: Path) -> None:
     project = _project(tmp_path, SLOW_SUITE, "slow")
     log = project / "setups.log"
-    env = {"SETUP_LOG": str(log)}
+    # The journal is the subject, not the timing: rounds of 10 ms (the quick profile's 250 ms made
+    # each of the six groups take over a second), the same for the killed run and its resumption.
+    env = {"SETUP_LOG": str(log), "PYTEST_ADDOPTS": "--benchmark-max-time=0.01"}
     results = project / "out" / "run.json"
     journal = journal_path(results)
     args = [sys.executable, "-m", "bench.cli", "run", "--device", "cpu", "--trials", "2", "--no-probes"]

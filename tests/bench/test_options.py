@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -109,19 +110,14 @@ def _names_listed(stdout: str) -> set[str]:
 
 
 def test_bench_list_and_pytest_collect_the_same_items_here() -> None:
-    listed = run_in(REPO, "-m", "bench.cli", "list", "--profile", "quick", timeout=600)
+    commands = [
+        ("-m", "bench.cli", "list", "--profile", "quick"),
+        ("-m", "pytest", "--collect-only", "-q", "--benchmark-only", "--bench-profile", "quick"),
+    ]
+    # Two collections of the real suites (pennylane and all), independent: side by side.
+    with ThreadPoolExecutor(len(commands)) as pool:
+        listed, collected = pool.map(lambda args: run_in(REPO, *args, timeout=600), commands)
     assert listed.returncode == 0, listed.stderr
-    collected = run_in(
-        REPO,
-        "-m",
-        "pytest",
-        "--collect-only",
-        "-q",
-        "--benchmark-only",
-        "--bench-profile",
-        "quick",
-        timeout=600,
-    )
     assert collected.returncode == 0, collected.stdout + collected.stderr
     from_pytest = {line.rsplit("::", 1)[-1] for line in collected.stdout.splitlines() if "::" in line}
     from_bench = _names_listed(listed.stdout)
@@ -131,23 +127,27 @@ def test_bench_list_and_pytest_collect_the_same_items_here() -> None:
 
 def test_bench_run_and_pytest_time_and_select_the_same_way(toy_project: Path) -> None:
     select = "n8 and cpu and (reference or same)"
-    proc = run_in(
-        toy_project, "-m", "bench.cli", "run", "-k", select, "--json", "cli.json", behaviour="slow_case"
-    )
-    assert proc.returncode == 0, proc.stderr
-    proc = run_in(
-        toy_project,
-        "-m",
-        "pytest",
-        "--benchmark-only",
-        "--bench-profile",
-        "quick",
-        "-k",
-        select,
-        "--benchmark-json=plain.json",
-        behaviour="slow_case",
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    commands = [
+        ("-m", "bench.cli", "run", "-k", select, "--json", "cli.json"),
+        (
+            "-m",
+            "pytest",
+            "--benchmark-only",
+            "--bench-profile",
+            "quick",
+            "-k",
+            select,
+            "--benchmark-json=plain.json",
+        ),
+    ]
+    # The two runs write different files and are compared by their options, not their timings:
+    # side by side, one per core.
+    with ThreadPoolExecutor(len(commands)) as pool:
+        by_bench, by_pytest = pool.map(
+            lambda args: run_in(toy_project, *args, behaviour="slow_case"), commands
+        )
+    assert by_bench.returncode == 0, by_bench.stderr
+    assert by_pytest.returncode == 0, by_pytest.stdout + by_pytest.stderr
     cli, plain = (json.loads((toy_project / name).read_text()) for name in ("cli.json", "plain.json"))
     assert cli["bench"]["timing"] == plain["bench"]["timing"]
     quick = PROFILE_TIMING["quick"]

@@ -23,16 +23,21 @@ def harness_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def toy_project(tmp_path: Path) -> Path:
-    (tmp_path / "suites").mkdir()
-    (tmp_path / "suites" / "__init__.py").write_text("")
-    shutil.copy(DATA / "toy_suite.py", tmp_path / "suites" / "toy.py")
+def make_toy_project(path: Path) -> Path:
+    """The toy suite in a project at ``path`` (an empty folder)."""
+    (path / "suites").mkdir()
+    (path / "suites" / "__init__.py").write_text("")
+    shutil.copy(DATA / "toy_suite.py", path / "suites" / "toy.py")
     # Suites declared the ini way (this repo uses [tool.bench]; both are tested). Two trials per
     # item, the fewest an interval takes, keep the tests' runs short.
     ini = "[pytest]\npythonpath = .\ntestpaths = tests\nbench_suites = suites\naddopts = --bench-trials=2\n"
-    (tmp_path / "pytest.ini").write_text(ini)
-    return tmp_path
+    (path / "pytest.ini").write_text(ini)
+    return path
+
+
+@pytest.fixture
+def toy_project(tmp_path: Path) -> Path:
+    return make_toy_project(tmp_path)
 
 
 def run_in(

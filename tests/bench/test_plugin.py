@@ -6,14 +6,18 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from bench.results import load_run
-from tests.bench.conftest import run_in
+from tests.bench.conftest import make_toy_project, run_in
 
 FAST = ["--benchmark-max-time=0.01", "--benchmark-min-rounds=3"]
+# A toy run's project, exit code, output and JSON document.
+ToyRun = tuple[Path, int, str, dict]
 
 
 def _pytest(project: Path, *args: str, behaviour: str = "") -> tuple[int, str, dict]:
@@ -32,8 +36,42 @@ def _pytest(project: Path, *args: str, behaviour: str = "") -> tuple[int, str, d
     return proc.returncode, proc.stdout + proc.stderr, doc
 
 
-def test_items_records_and_failures(toy_project: Path) -> None:
-    code, output, doc = _pytest(toy_project, "--bench-device=all", behaviour="failures")
+# The toy runs of this module's tests, each in its own project: (pytest arguments, TOY_BEHAVIOUR).
+# They share nothing, and each keeps one core busy (one worker at a time, one torch thread): the
+# module starts them all, two at a time, when its first test asks, and each test reads its own.
+TOY_RUNS: dict[str, tuple[tuple[str, ...], str]] = {
+    "failures": (("--bench-device=all",), "failures"),
+    "n8": (("-k", "n8"), ""),
+    "interrupt": (("-k", "cpu"), "interrupt"),
+    "stop_mid_timing": (("-k", "cpu"), "stop_mid_timing"),
+    "no_timed": (("-k", "n8 and cpu and wrong"), "failures"),
+    "prepared": (("--bench-device=cpu", "-k", "prepared"), ""),
+}
+
+
+@pytest.fixture(scope="module")
+def toy_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[ToyRun]]]:
+    def run(name: str, project: Path) -> ToyRun:
+        args, behaviour = TOY_RUNS[name]
+        return project, *_pytest(project, *args, behaviour=behaviour)
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = {}
+        for name in TOY_RUNS:
+            project = make_toy_project(tmp_path_factory.mktemp(name))
+            if name == "prepared":
+                # The toy configuration, with a suite of prepared implementations beside the toy one.
+                shutil.copy(
+                    Path(__file__).parent / "data" / "prepared_suite.py", project / "suites" / "prepared.py"
+                )
+            futures[name] = pool.submit(run, name, project)
+        yield futures
+        for future in futures.values():  # the runs of deselected tests: not started if still waiting
+            future.cancel()
+
+
+def test_items_records_and_failures(toy_runs: dict[str, Future[ToyRun]]) -> None:
+    _, code, output, doc = toy_runs["failures"].result()
     assert code == 1, output
     names = {b["name"] for b in doc["benchmarks"]}
     # Reference, exact, approximate and different-workload variants are timed at both points.
@@ -73,8 +111,8 @@ def test_items_records_and_failures(toy_project: Path) -> None:
     assert {c["id"] for c in doc["bench"]["claims"]} == {"T1", "T2", "T3", "T4"}
 
 
-def test_results_load_and_pytest_benchmark_compare_reads_them(toy_project: Path) -> None:
-    code, output, _ = _pytest(toy_project, "-k", "n8")
+def test_results_load_and_pytest_benchmark_compare_reads_them(toy_runs: dict[str, Future[ToyRun]]) -> None:
+    toy_project, code, output, _ = toy_runs["n8"].result()
     assert code == 0, output
     run = load_run(toy_project / "out.json")
     assert {r.variant for r in run.records} == {"reference", "same", "half", "small"}
@@ -86,8 +124,8 @@ def test_results_load_and_pytest_benchmark_compare_reads_them(toy_project: Path)
     assert "toy.square[n8-cpu-same]" in proc.stdout
 
 
-def test_keyboard_interrupt_keeps_finished_results(toy_project: Path) -> None:
-    code, output, doc = _pytest(toy_project, "-k", "cpu", behaviour="interrupt")
+def test_keyboard_interrupt_keeps_finished_results(toy_runs: dict[str, Future[ToyRun]]) -> None:
+    _, code, output, doc = toy_runs["interrupt"].result()
     assert code == 2, output  # pytest's "interrupted"
     assert doc["bench"]["interrupted"] is True
     names = {b["name"] for b in doc["benchmarks"]}
@@ -95,9 +133,9 @@ def test_keyboard_interrupt_keeps_finished_results(toy_project: Path) -> None:
     assert not any("n16" in name for name in names)  # the group being measured is not half-saved
 
 
-def test_interrupt_during_timing_keeps_the_finished_items(toy_project: Path) -> None:
+def test_interrupt_during_timing_keeps_the_finished_items(toy_runs: dict[str, Future[ToyRun]]) -> None:
     # The group cut short has some rounds in its worker: none of them may be saved as if timed.
-    code, output, doc = _pytest(toy_project, "-k", "cpu", behaviour="stop_mid_timing")
+    _, code, output, doc = toy_runs["stop_mid_timing"].result()
     assert code == 2, output
     assert doc["bench"]["interrupted"] is True
     names = {b["name"] for b in doc["benchmarks"]}
@@ -109,8 +147,8 @@ def test_interrupt_during_timing_keeps_the_finished_items(toy_project: Path) -> 
     assert not any("n16" in name for name in names)
 
 
-def test_no_timed_items_still_writes_failures(toy_project: Path) -> None:
-    code, output, doc = _pytest(toy_project, "-k", "n8 and cpu and wrong", behaviour="failures")
+def test_no_timed_items_still_writes_failures(toy_runs: dict[str, Future[ToyRun]]) -> None:
+    _, code, output, doc = toy_runs["no_timed"].result()
     assert code == 1, output
     assert doc["benchmarks"] == []
     assert [f["error"]["kind"] for f in doc["bench"]["failures"]] == ["mismatch"]
@@ -286,10 +324,8 @@ def test_register_from_a_helper_belongs_to_the_suite_file(tmp_path: Path) -> Non
     assert REGISTRY.from_file(suite) == cases
 
 
-def test_prepare_kwargs_and_measures_context(toy_project: Path) -> None:
-    # The toy project's configuration, with a suite of prepared implementations beside the toy one.
-    shutil.copy(Path(__file__).parent / "data" / "prepared_suite.py", toy_project / "suites" / "prepared.py")
-    code, output, doc = _pytest(toy_project, "--bench-device=cpu", "-k", "prepared")
+def test_prepare_kwargs_and_measures_context(toy_runs: dict[str, Future[ToyRun]]) -> None:
+    _, code, output, doc = toy_runs["prepared"].result()
     assert code == 0, output
     records = {b["name"]: b for b in doc["benchmarks"]}
     bench = {name.split("-")[-1].rstrip("]"): r["extra_info"]["bench"] for name, r in records.items()}

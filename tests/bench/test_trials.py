@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -125,22 +127,44 @@ def _bench(project: Path, *args: str, env: dict[str, str] | None = None) -> subp
     )
 
 
-def test_crashes_aborts_memory_and_hangs_are_recorded_and_the_run_goes_on(tmp_path: Path) -> None:
-    project = _project(tmp_path, FAULTS_SUITE, "faults")
-    proc = _bench(
-        project,
+# `bench run` on the faults suite, each in its own project: the arguments of two tests' runs.
+FAULT_RUNS: dict[str, tuple[str, ...]] = {
+    "faults": (
+        *("run", "--device", "cpu", "--trials", "2", "--time-limit", "4"),
+        *("--memory-limit", "1024", "--json", "out/run.json"),
+    ),
+    "spawn": (
         "run",
-        "--device",
-        "cpu",
+        "-k",
+        "reference or same",
         "--trials",
         "2",
-        "--time-limit",
-        "4",
-        "--memory-limit",
-        "1024",
+        "--worker-start",
+        "spawn",
         "--json",
-        "out/run.json",
-    )
+        "spawn.json",
+    ),
+}
+FaultRun = tuple[Path, subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def fault_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[FaultRun]]]:
+    """Both runs, started together when the first of their tests asks: they share nothing, and each
+    keeps one core busy (a worker at a time; the hanging variant waits out its 4 s on none)."""
+
+    def run(name: str) -> FaultRun:
+        project = _project(tmp_path_factory.mktemp(name), FAULTS_SUITE, "faults")
+        return project, _bench(project, *FAULT_RUNS[name])
+
+    with ThreadPoolExecutor(len(FAULT_RUNS)) as pool:
+        yield {name: pool.submit(run, name) for name in FAULT_RUNS}
+
+
+def test_crashes_aborts_memory_and_hangs_are_recorded_and_the_run_goes_on(
+    fault_runs: dict[str, Future[FaultRun]],
+) -> None:
+    project, proc = fault_runs["faults"].result()
     assert proc.returncode == 1, proc.stdout + proc.stderr
     doc = json.loads((project / "out" / "run.json").read_text())
     errors = {f["variant"]: f["error"] for f in doc["bench"]["failures"]}
@@ -199,20 +223,8 @@ def test_a_killed_run_resumes_from_its_journal_measuring_nothing_twice(tmp_path:
     assert doc["bench"]["trials"]["resumed_from"] == str(journal)
 
 
-def test_a_spawned_worker_imports_the_suite_itself(tmp_path: Path) -> None:
-    project = _project(tmp_path, FAULTS_SUITE, "faults")
-    proc = _bench(
-        project,
-        "run",
-        "-k",
-        "reference or same",
-        "--trials",
-        "2",
-        "--worker-start",
-        "spawn",
-        "--json",
-        "spawn.json",
-    )
+def test_a_spawned_worker_imports_the_suite_itself(fault_runs: dict[str, Future[FaultRun]]) -> None:
+    project, proc = fault_runs["spawn"].result()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads((project / "spawn.json").read_text())
     assert {b["extra_info"]["bench"]["variant"] for b in doc["benchmarks"]} == {"reference", "same"}

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import torch
 
 from bench.cli import main
-from tests.bench.conftest import run_in
+from tests.bench.conftest import make_toy_project, run_in
 from tests.bench.sample_run import sample_document
 
 
@@ -18,8 +20,30 @@ def _bench(project: Path, *args: str, behaviour: str = ""):
     return run_in(project, "-m", "bench.cli", *args, behaviour=behaviour)
 
 
-def test_run_writes_json_and_report_and_exits_1_on_failures(toy_project: Path) -> None:
-    proc = _bench(toy_project, "run", "-k", "n8 and cpu", "--json", "out/run.json", behaviour="failures")
+# Two tests' runs, each in its own toy project: (arguments, TOY_BEHAVIOUR).
+TOY_RUNS: dict[str, tuple[tuple[str, ...], str]] = {
+    "failures": (("run", "-k", "n8 and cpu", "--json", "out/run.json"), "failures"),
+    "interrupt": (("run", "-k", "cpu", "--json", "int.json"), "interrupt"),
+}
+ToyRun = tuple[Path, subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def toy_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[ToyRun]]]:
+    """Both runs, started together when the first of their tests asks: they share nothing, and each
+    keeps one core busy (a worker at a time; the hanging variant waits out its 4 s on none)."""
+
+    def run(name: str) -> ToyRun:
+        project = make_toy_project(tmp_path_factory.mktemp(name))
+        args, behaviour = TOY_RUNS[name]
+        return project, _bench(project, *args, behaviour=behaviour)
+
+    with ThreadPoolExecutor(len(TOY_RUNS)) as pool:
+        yield {name: pool.submit(run, name) for name in TOY_RUNS}
+
+
+def test_run_writes_json_and_report_and_exits_1_on_failures(toy_runs: dict[str, Future[ToyRun]]) -> None:
+    toy_project, proc = toy_runs["failures"].result()
     assert proc.returncode == 1, proc.stderr
     doc = json.loads((toy_project / "out" / "run.json").read_text())
     assert {f["error"]["kind"] for f in doc["bench"]["failures"]} == {
@@ -49,8 +73,8 @@ def test_list_shows_items(toy_project: Path) -> None:
     assert "toy.square[n8-cpu-reference]" in proc.stdout
 
 
-def test_interrupt_writes_finished_results(toy_project: Path) -> None:
-    proc = _bench(toy_project, "run", "-k", "cpu", "--json", "int.json", behaviour="interrupt")
+def test_interrupt_writes_finished_results(toy_runs: dict[str, Future[ToyRun]]) -> None:
+    toy_project, proc = toy_runs["interrupt"].result()
     assert proc.returncode == 130, proc.stderr
     doc = json.loads((toy_project / "int.json").read_text())
     assert doc["bench"]["interrupted"] is True

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -124,19 +125,37 @@ def test_readme_walkthrough(tmp_path: Path) -> None:
     )
     text = text.replace("return forward(x=x, weight=weight)", "return torch.tanh(torch.mm(x, weight))")
     suite.write_text(text)
-    listed = step("bench", "list")
+    # Steps that need only the suite (or only the run's results) are independent of one another:
+    # they run side by side, each command as the README has it, one per core.
+    with ThreadPoolExecutor(2) as pool:
+        listing = pool.submit(step, "bench", "list")
+        running = pool.submit(step, "bench", "run", "--threads", "1", "--json", "results/first.json")
+        listed, run = listing.result(), running.result()
     assert "mymodel.forward[batch8-dim64-cpu-fast]" in listed.stdout
-    run = step("bench", "run", "--threads", "1", "--json", "results/first.json")
     assert "Speedup" in run.stdout and "2 timed, 0 failed" in run.stderr
-    report = step("bench", "report", "results/first.json", "-o", "results/first.md")
+
+    def report_and_gate() -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+        report = step("bench", "report", "results/first.json", "-o", "results/first.md")
+        return report, step("bench", "gate", "results/first.json", "--baseline", "results/first.json")
+
+    with ThreadPoolExecutor(2) as pool:
+        reporting = pool.submit(report_and_gate)
+        profiling = pool.submit(
+            step, "bench", "profile", "mymodel.forward", "--variant", "fast", "--out", "traces"
+        )
+        plain_run = pool.submit(
+            step,
+            "pytest",
+            "--benchmark-only",
+            "--bench-threads",
+            "1",
+            "--benchmark-json",
+            "results/pytest.json",
+        )
+        (report, gate), profile, plain = reporting.result(), profiling.result(), plain_run.result()
     assert "report: results/first.md" in report.stderr and (tmp_path / "results" / "first.md").exists()
-    gate = step("bench", "gate", "results/first.json", "--baseline", "results/first.json")
     assert "PASS" in gate.stdout
-    profile = step("bench", "profile", "mymodel.forward", "--variant", "fast", "--out", "traces")
     assert "aten::mm" in profile.stdout and list((tmp_path / "traces").rglob("*.pt.trace.json"))
-    plain = step(
-        "pytest", "--benchmark-only", "--bench-threads", "1", "--benchmark-json", "results/pytest.json"
-    )
     assert "2 passed" in plain.stdout
     doc = json.loads((tmp_path / "results" / "pytest.json").read_text())
     assert {b["name"] for b in doc["benchmarks"]} == {

@@ -52,6 +52,16 @@ class ItemSpec:
         return ItemSpec(self.case, self.params, self.device, variant, self.case.implementation(variant))
 
 
+@dataclass(frozen=True)
+class Checked:
+    """An implementation that passed its check: its caller, and what the case's measures see."""
+
+    spec: ItemSpec
+    caller: Caller
+    ran: MeasureContext
+    warm_s: float | None = None  # the last warm-up call's seconds (None: the case warms up none)
+
+
 @dataclass
 class Baseline:
     """The reference's inputs and checked output for one (case, point, device), built once."""
@@ -207,11 +217,12 @@ class Executor:
             count_flops(lambda: torch.ones(2, 2) @ torch.ones(2, 2))
             self._warmed = True
 
-    def check(self, spec: ItemSpec, draft: Draft) -> Caller:
-        """Correctness, warm-up, probes and trace of one implementation; the caller, ready to time.
+    def check(self, spec: ItemSpec, draft: Draft) -> Checked:
+        """Correctness, warm-up and trace of one implementation: ready to calibrate, probe and time.
 
         Raises MismatchError (the variant is then not timed) or whatever the implementation
-        raised; ``draft`` keeps what was learnt before.
+        raised; ``draft`` keeps what was learnt before. The probes come after (``probe``, then
+        ``probe_memory``), so that a worker can calibrate every implementation first.
         """
         self._warm_imports()
         case = spec.case
@@ -241,19 +252,26 @@ class Executor:
                     f"match the reference: {verdict.describe()}. It was not timed."
                 )
         draft.update(prepare_s=arguments.prepare_s, dtype=_dtype_of(inputs))
+        warm_s = None
         for _ in range(case.warmup_calls):
+            started = time.perf_counter()
             caller()
-        if self.options.probes:
-            ran = MeasureContext(spec.variant, spec.run_params, inputs, arguments.values, output, caller)
-            self._probe(spec, caller, ran, draft)
+            warm_s = time.perf_counter() - started
         if self.options.traces is not None:
             directory = trace_dir(self.options.traces, case.name, spec.variant)
             worker = safe_name(f"{point_id(spec.params)}-{spec.device}")
             draft.update(trace=str(record_trace(caller, directory, worker=worker).directory))
-        return caller
+        ran = MeasureContext(spec.variant, spec.run_params, inputs, arguments.values, output, caller)
+        return Checked(spec, caller, ran, warm_s)
 
-    def _probe(self, spec: ItemSpec, caller: Caller, ran: MeasureContext, draft: Draft) -> None:
-        case, impl = spec.case, spec.impl
+    def probe_memory(self, checked: Checked, draft: Draft) -> None:
+        """Peak memory of one call: CPU resident-set growth, and the CUDA allocator's peaks.
+
+        A worker pins glibc's malloc (``bench.probes.memory.pin_malloc``) before this; the other
+        probes and the calibration run before that, in the allocator's default behaviour, which
+        is the one the trials time in (pinned, every large block is mapped and unmapped: slower).
+        """
+        spec, caller = checked.spec, checked.caller
         host = cpu_peak(caller)
         memory: dict[str, Any] = {
             "cpu_peak_rss_bytes": host.peak_bytes,
@@ -268,8 +286,14 @@ class Executor:
             memory["cuda_peak_allocated_bytes"] = dev.allocated_bytes
             memory["cuda_peak_reserved_bytes"] = dev.reserved_bytes
             memory["cuda_peak_allocated_delta_bytes"] = dev.allocated_delta_bytes
-            draft.update(gpu=sample_gpu(caller, spec.device))
         draft.update(memory=memory)
+
+    def probe(self, checked: Checked, draft: Draft) -> None:
+        """GPU utilisation, FLOPs, parameters and the case's own measures (memory: ``probe_memory``)."""
+        spec, caller, ran = checked.spec, checked.caller, checked.ran
+        case, impl = spec.case, spec.impl
+        if spec.device == "cuda":
+            draft.update(gpu=sample_gpu(caller, spec.device))
         declared = impl.flops or case.flops
         if declared is not None:
             draft.update(flops_per_call=float(declared(spec.run_params)), flops_source="declared")

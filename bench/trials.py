@@ -20,6 +20,7 @@ on CUDA, which a forked child cannot initialise.
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import math
 import multiprocessing
@@ -295,7 +296,7 @@ def measure_group(
 
 
 # A fast implementation's round lasts at least this share of the group's mean call (see round_calls).
-ROUND_SHARE = 0.25
+ROUND_SHARE = 0.1
 
 
 def round_floor_s(settings: TrialSettings) -> float:
@@ -309,12 +310,13 @@ def round_floor_s(settings: TrialSettings) -> float:
 def round_calls(call_s: dict[str, float], floor_s: float, within: float = 4.0) -> dict[str, int]:
     """Calls per timed round for each implementation of a group, from its seconds per call.
 
-    A round lasts at least ``floor_s``, and at least a quarter of the group's mean call. Where a
+    A round lasts at least ``floor_s``, and at least a tenth of the group's mean call. Where a
     group mixes slow and fast calls (a 0.3 ms generator beside a 0.25 s circuit), its trials run
     only the few cycles the slow calls allow, and a fast implementation got two rounds of one
     call per trial, each right after a slow call had flushed the caches: its trial medians moved
     by 2.5x between processes. A round of many calls measures the call in its steady state and
-    averages one call's hiccups, at a cost of at most a quarter of a cycle. A group of calls of
+    averages one call's hiccups, at a cost of at most a tenth of a cycle (more where counts are
+    shared, below). A group of calls of
     about the same speed is unchanged.
 
     Implementations of about the same speed share one count: those whose calls are within
@@ -380,10 +382,6 @@ def _worker_main(job: Job, conn: Any, in_flight: Any) -> None:
 
         torch.set_num_threads(job.settings.threads)
         _limit_memory(job.settings.memory_limit_bytes)
-        if job.phase == "check":
-            from bench.probes.memory import pin_malloc
-
-            pin_malloc()
         case = _find_case(job)
         executor = Executor(job.options)
         if job.phase == "check":
@@ -414,27 +412,52 @@ def _spec(case: Any, job: Job, name: str) -> Any:
 
 
 def _check(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> None:
+    """Check every implementation and measure its seconds per call; then the probes; then, with
+    malloc pinned, peak memory. The order matters: the calibration runs in glibc's default
+    allocator, as the trials do, and pinning (which makes large allocations slower) comes last."""
     from bench.execute import Draft, error_kind, new_record
+    from bench.probes.memory import pin_malloc
 
-    for index, name in enumerate(job.names):
+    ready: dict[int, tuple[str, Any, Any, float]] = {}  # index: (name, draft, checked, seconds per call)
+
+    def step(index: int, name: str, draft: Any, work: Callable[[], Any]) -> bool:
         in_flight.value = index
         conn.send(("start", name))
-        spec = _spec(case, job, name)
-        draft = Draft(new_record(spec, job.options.profile))
         try:
-            call, context = executor.check(spec, draft).timed()
-            first_s = draft.record.first_call_s
-            floor_s = round_floor_s(job.settings)
-            if first_s is not None and first_s >= max(10 * floor_s, job.settings.budget_s):
-                # Its checked call alone outlasts a trial's budget: no calibration calls. A first
-                # call is slower than later ones (it initialises), so below that it is measured.
-                call_s = first_s
-            else:
-                call_s = seconds_per_call(call, context, floor_s, job.settings.timer)
+            work()
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             conn.send(("failed", name, error_kind(exc), message, draft.record.to_json()))
-            continue
+            ready.pop(index, None)
+            return False
+        return True
+
+    floor_s = round_floor_s(job.settings)
+    for index, name in enumerate(job.names):
+        spec = _spec(case, job, name)
+        draft = Draft(new_record(spec, job.options.profile))
+
+        def checked(draft: Any = draft, spec: Any = spec, index: int = index, name: str = name) -> None:
+            found = executor.check(spec, draft)
+            known = [s for s in (draft.record.first_call_s, found.warm_s) if s is not None]
+            if known and min(known) >= max(10 * floor_s, job.settings.budget_s):
+                # One call outlasts a trial's budget: no calibration calls. A first call is slower
+                # than later ones (it initialises), so the warm-up call's time is taken where there
+                # is one, and a shorter call is measured.
+                call_s = min(known)
+            else:
+                call, context = found.caller.timed()
+                call_s = seconds_per_call(call, context, floor_s, job.settings.timer)
+            ready[index] = (name, draft, found, call_s)
+
+        step(index, name, draft, checked)
+    if job.options.probes:
+        for index, (name, draft, found, _) in sorted(ready.items()):
+            step(index, name, draft, functools.partial(executor.probe, found, draft))
+        pin_malloc()
+        for index, (name, draft, found, _) in sorted(ready.items()):
+            step(index, name, draft, functools.partial(executor.probe_memory, found, draft))
+    for _, (name, draft, _, call_s) in sorted(ready.items()):
         conn.send(("checked", name, draft.record.to_json(), call_s))
 
 

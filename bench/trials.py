@@ -3,7 +3,8 @@
 A case's implementations at one grid point on one device (a *group*) are measured together:
 
 1. One **check** worker builds the inputs, checks every variant against the reference, runs the
-   probes and the trace, and calibrates how many calls one timed round takes.
+   trace, measures each implementation's seconds per call (from which the parent sets the calls
+   per timed round, ``round_calls``), then runs the probes, peak memory last.
 2. ``trials`` **trial** workers, one after another, each a fresh process: it builds its own
    inputs and callers, warms them up, then times cycles of rounds, every cycle all the
    implementations (and the reference once more, as the A/A control) in an order shuffled
@@ -316,8 +317,7 @@ def round_calls(call_s: dict[str, float], floor_s: float, within: float = 4.0) -
     call per trial, each right after a slow call had flushed the caches: its trial medians moved
     by 2.5x between processes. A round of many calls measures the call in its steady state and
     averages one call's hiccups, at a cost of at most a tenth of a cycle (more where counts are
-    shared, below). A group of calls of
-    about the same speed is unchanged.
+    shared, below). A group of calls of about the same speed is unchanged.
 
     Implementations of about the same speed share one count: those whose calls are within
     ``within`` of the fastest of them take its count. Seconds per call are noisy (identical code
@@ -420,7 +420,8 @@ def _check(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> Non
 
     ready: dict[int, tuple[str, Any, Any, float]] = {}  # index: (name, draft, checked, seconds per call)
 
-    def step(index: int, name: str, draft: Any, work: Callable[[], Any]) -> bool:
+    def step(index: int, name: str, draft: Any, work: Callable[[], Any]) -> None:
+        # One implementation's piece of work; a failure takes it out of the later steps.
         in_flight.value = index
         conn.send(("start", name))
         try:
@@ -429,8 +430,6 @@ def _check(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> Non
             message = f"{type(exc).__name__}: {exc}"
             conn.send(("failed", name, error_kind(exc), message, draft.record.to_json()))
             ready.pop(index, None)
-            return False
-        return True
 
     floor_s = round_floor_s(job.settings)
     for index, name in enumerate(job.names):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.case import CLAIM_METRICS, point_id
-from bench.compare import peak_bytes, speedup
+from scipy import stats as sps
+
+from bench.case import CLAIM_METRICS, Case, Claim, point_id
+from bench.compare import peak_bytes, peak_samples, speedup
 from bench.results import Record, Run
+from bench.stats import Speedup, paired_ratio
 
 HOLDS = "holds"
 UNDERSTATED = "understated"
@@ -47,24 +50,46 @@ def _matches(params: Mapping[str, Any], at: Mapping[str, Any]) -> bool:
     return all(params.get(k) == v for k, v in at.items())
 
 
+def claim_point(points: Mapping[str, Mapping[str, Any]], at: Mapping[str, Any]) -> tuple[str, str]:
+    """The point (of a case's ``points`` in a run, id: params, smallest first) a claim is judged at:
+    the last one matching its ``at``, else the largest; and a note where it is not at ``at``."""
+    wanted = [p for p, params in points.items() if _matches(params, at)]
+    if wanted:
+        return wanted[-1], ""
+    return list(points)[-1], (
+        f"this run has no point at {point_id(at)}; measured at the largest point instead (run --profile full)"
+    )
+
+
+def claims_at(
+    case: Case, profile: str, groups: Sequence[tuple[str, str, str]], group: tuple[str, str, str]
+) -> list[Claim]:
+    """The claims of ``case`` that the audit will judge on ``group`` (case, point id, device), of
+    a run whose groups are ``groups``: the same point and device as ``_pick`` chooses."""
+    mine = [g for g in groups if g[0] == case.name]
+    present = {g[1] for g in mine}
+    points = {pid: params for params in case.points(profile) if (pid := point_id(params)) in present}
+    if not points:
+        return []
+    found = []
+    for claim in case.claims:
+        if not claim.measurable or claim.expected is None:
+            continue
+        chosen, _ = claim_point(points, claim.at)
+        devices = [g[2] for g in mine if g[1] == chosen]
+        if (case.name, chosen, "cuda" if "cuda" in devices else devices[0]) == tuple(group):
+            found.append(claim)
+    return found
+
+
 def _pick(records: list[Record], claim: Mapping[str, Any]) -> tuple[Record | None, Record | None, str]:
     """The (baseline, variant) records the claim is judged on, and a note on where."""
-    at = claim.get("at") or {}
     points: dict[str, Mapping[str, Any]] = {}
     for rec in records:
         points.setdefault(rec.point, rec.params)
     if not points:
         return None, None, ""
-    wanted = [p for p, params in points.items() if _matches(params, at)]
-    note = ""
-    if wanted:
-        chosen = wanted[-1]
-    else:
-        chosen = list(points)[-1]
-        note = (
-            f"this run has no point at {point_id(at)}; measured at the largest point instead "
-            "(run --profile full)"
-        )
+    chosen, note = claim_point(points, claim.get("at") or {})
     devices = [r.device for r in records if r.point == chosen]
     device = "cuda" if "cuda" in devices else devices[0]
 
@@ -78,6 +103,24 @@ def _pick(records: list[Record], claim: Mapping[str, Any]) -> tuple[Record | Non
         find(claim["variant"]),
         f"{chosen} on {device}" + (f"; {note}" if note else ""),
     )
+
+
+_FROM_SPEEDUP: dict[str, Callable[[float], float]] = {
+    "speedup": lambda r: r,
+    "time_reduction": lambda r: 1 - 1 / r,
+    "time_increase": lambda r: 1 / r - 1,
+}
+
+
+def _from_speedup(
+    metric: str, estimate: float, interval: tuple[float, float]
+) -> tuple[float, tuple[float, float] | None]:
+    """A time metric (speedup, time reduction or increase) and its interval, from a speedup's."""
+    transform = _FROM_SPEEDUP[metric]
+    if not interval[0] < interval[1]:
+        return transform(estimate), None
+    low, high = sorted((transform(interval[0]), transform(interval[1])))
+    return transform(estimate), (low, high)
 
 
 def _measure(
@@ -94,21 +137,23 @@ def _measure(
         found = speedup(base, var)
         if found is None:
             return None, None, "no timing for the baseline or the variant"
-        ratio = found.estimate
-        ci = (found.low, found.high) if found.low < found.high else None
-        transform: Callable[[float], float] = {
-            "speedup": lambda r: r,
-            "time_reduction": lambda r: 1 - 1 / r,
-            "time_increase": lambda r: 1 / r - 1,
-        }[metric]
-        ends = sorted((transform(ci[0]), transform(ci[1]))) if ci else None
-        interval = (ends[0], ends[1]) if ends else None
-        return transform(ratio), interval, "" if ci else found.method
+        value, interval = _from_speedup(metric, found.estimate, (found.low, found.high))
+        return value, interval, "" if interval else found.method
     if metric in ("memory_reduction", "memory_increase"):
         b, v = (peak_bytes(base) if base else None), peak_bytes(var)
         if not b or v is None:
             return None, None, "peak memory was not recorded (probes off, or zero growth in the baseline)"
-        return (1 - v / b if metric == "memory_reduction" else v / b - 1), None, "one probe call each"
+        to_metric: Callable[[float], float] = (
+            (lambda r: 1 - r) if metric == "memory_reduction" else (lambda r: r - 1)
+        )
+        passes = (peak_samples(base), peak_samples(var)) if base else ([], [])
+        paired = paired_ratio(passes[1], passes[0]) if len(passes[0]) == len(passes[1]) else None
+        if paired is None:
+            how = "the exact allocator peak" if var.device.startswith("cuda") else "one probe call each"
+            return to_metric(v / b), None, how
+        estimate, low, high = paired
+        ends = sorted((to_metric(low), to_metric(high)))
+        return to_metric(estimate), (ends[0], ends[1]), ""
     if metric == "flops_reduction":
         if not (base and base.flops_per_call and var.flops_per_call):
             return None, None, "FLOPs were not recorded for both"
@@ -189,6 +234,39 @@ def judge(
         f"interval [{_amount(metric, low)}, {_amount(metric, high)}] reaches the claimed range (edge "
         f"{_amount(metric, edge)}); a half-width of at most {need} would decide"
     )
+
+
+def _half_width_factor(trials: int, confidence: float = 0.95) -> float:
+    """How an interval over ``trials`` trials scales with their number (bench.stats.trial_speedup:
+    Student's t with n-1 degrees of freedom times a standard error of about sd / sqrt(n - 1))."""
+    return float(sps.t.ppf(0.5 + confidence / 2, trials - 1)) / math.sqrt(trials - 1)
+
+
+def trials_to_decide(claim: Claim, found: Speedup, cap: int) -> int:
+    """How many trials in all would, on the present estimate and spread, decide a time claim
+    that ``found`` (a speedup over ``found.trials`` trials) leaves inconclusive: the fewest, up
+    to ``cap``, whose projected interval no longer reaches the claimed range. 0 where the claim
+    is decided already, is not about time, or ``cap`` trials would not decide it either.
+
+    The projection keeps the estimate and the spread between trials and narrows the interval as
+    Student's t and the square root of the trials do: an expectation, not a promise, so the
+    caller asks again after the trials it got.
+    """
+    if claim.metric not in _FROM_SPEEDUP or claim.expected is None or claim.hardware or found.trials < 2:
+        return 0
+    expected = (float(claim.expected[0]), float(claim.expected[1]))
+    value, interval = _from_speedup(claim.metric, found.estimate, (found.low, found.high))
+    if interval is None or judge(claim.metric, expected, value, interval)[0] != INCONCLUSIVE:
+        return 0
+    centre = math.log(found.estimate)
+    half = (math.log(found.high) - math.log(found.low)) / 2
+    for trials in range(found.trials + 1, cap + 1):
+        projected = half * _half_width_factor(trials) / _half_width_factor(found.trials)
+        ends = (math.exp(centre - projected), math.exp(centre + projected))
+        _, narrower = _from_speedup(claim.metric, found.estimate, ends)
+        if narrower is not None and judge(claim.metric, expected, value, narrower)[0] != INCONCLUSIVE:
+            return trials
+    return 0
 
 
 def run_command(case: str, markers: list[str], profile: str) -> str:

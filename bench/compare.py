@@ -150,6 +150,14 @@ def peak_bytes(record: Record) -> int | None:
     return int(value) if value is not None else None
 
 
+def peak_samples(record: Record) -> list[int]:
+    """The resident-set growth of each pass of the memory probe (CPU; several where a claim is
+    judged on them); empty on CUDA, whose allocator peak is exact."""
+    if record.device.startswith("cuda"):
+        return []
+    return [int(x) for x in (record.memory or {}).get("cpu_peak_rss_delta_samples") or ()]
+
+
 def correctness_text(record: Record) -> tuple[str, bool]:
     """A short cell for the table and whether it is a pass."""
     if record.role == "reference":

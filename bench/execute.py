@@ -6,6 +6,7 @@ instruction-count process (bench.counts), never in the pytest process that colle
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -264,18 +265,27 @@ class Executor:
         ran = MeasureContext(spec.variant, spec.run_params, inputs, arguments.values, output, caller)
         return Checked(spec, caller, ran, warm_s)
 
-    def probe_memory(self, checked: Checked, draft: Draft) -> None:
+    def probe_memory(self, checked: Checked, draft: Draft, settle: bool = False) -> None:
         """Peak memory of one call: CPU resident-set growth, and the CUDA allocator's peaks.
 
         A worker pins glibc's malloc (``bench.probes.memory.pin_malloc``) before this; the other
         probes and the calibration run before that, in the allocator's default behaviour, which
         is the one the trials time in (pinned, every large block is mapped and unmapped: slower).
+        Called again for the same implementation (one call per pass of a worker's memory probes),
+        the resident-set growth of every pass is kept in ``cpu_peak_rss_delta_samples`` and the
+        record's growth is their median. ``settle``: the call is made and nothing is kept (the
+        pass that lets the pinned allocator settle).
         """
         spec, caller = checked.spec, checked.caller
         host = cpu_peak(caller)
+        if settle:
+            return
+        before = draft.record.memory or {}
+        samples = [*before.get("cpu_peak_rss_delta_samples", ()), host.delta_bytes]
         memory: dict[str, Any] = {
-            "cpu_peak_rss_bytes": host.peak_bytes,
-            "cpu_peak_rss_delta_bytes": host.delta_bytes,
+            "cpu_peak_rss_bytes": max(host.peak_bytes, before.get("cpu_peak_rss_bytes") or 0),
+            "cpu_peak_rss_delta_bytes": int(statistics.median(samples)),
+            "cpu_peak_rss_delta_samples": samples,
             "cpu_method": host.method,
             "cuda_peak_allocated_bytes": None,
             "cuda_peak_reserved_bytes": None,

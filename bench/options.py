@@ -44,6 +44,9 @@ PROFILE_TIMING: Mapping[str, Timing] = MappingProxyType(
 )
 # Trials per item (worker processes, one after another): the interval of a speedup is over them.
 PROFILE_TRIALS: Mapping[str, int] = MappingProxyType({"quick": 4, "full": 7})
+# A group behind a claim that its trials leave inconclusive gets more, up to this many times the
+# planned number, where the projected interval would then decide it (bench.claims.trials_to_decide).
+MORE_TRIALS_FACTOR = 2
 # torch threads in a worker unless --threads says otherwise. One: on a 2-core machine two identical
 # quick runs moved a speedup by ~18 % (median) with torch's default two threads, 3-7 % with one;
 # and a 2-thread OpenMP op can stall a scheduler tick under contention.
@@ -207,6 +210,11 @@ class RunOptions:
     @property
     def trial_count(self) -> int:
         return self.trials if self.trials is not None else PROFILE_TRIALS[self.profile]
+
+    @property
+    def max_trial_count(self) -> int:
+        """Trials a group may get in all, where a claim is left inconclusive by the planned ones."""
+        return MORE_TRIALS_FACTOR * self.trial_count
 
     @property
     def worker_threads(self) -> int:

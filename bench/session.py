@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,6 +20,7 @@ from _pytest.mark.expression import Expression
 from bench import __version__
 from bench.calls import Caller
 from bench.case import REFERENCE, Case
+from bench.claims import claims_at, trials_to_decide
 from bench.device import DevicePlan, plan_devices
 from bench.environment import describe, load_average
 from bench.execute import Executor, ItemSpec, new_record
@@ -97,6 +99,7 @@ class BenchSession:
         timer = _timer(opt("benchmark_timer"))
         return TrialSettings(
             trials=trials,
+            max_trials=self.options.max_trial_count if timed else 0,
             # pytest-benchmark's time per item, shared out over the trials.
             budget_s=float(opt("benchmark_max_time")) / max(trials, 1),
             # pytest-benchmark's minimum rounds per item, shared out over the trials too: the
@@ -123,12 +126,18 @@ class BenchSession:
             return self._outcomes[spec.group]
         names = self.group_variants.get(spec.group) or [spec.variant]
         settings = self.trial_settings(spec, timed)
-        if self.options.probes and not self._warmed:
-            # FlopCounterMode imports sympy on first use: ~3 s that every check worker would pay
-            # again. Imported here once, before any fork (an op on two elements: no threads start).
-            from bench.probes import count_flops
+        if not self._warmed:
+            # What workers would each import again, imported here once before any fork (neither
+            # starts a thread). torch.optim imports torch._dynamo (~800 modules) on the first
+            # optimizer a process builds: 1.5-1.8 s of every worker of a training case on a 2-core
+            # VM. FlopCounterMode imports sympy on first use: ~3 s of every check worker (an op
+            # on two elements).
+            importlib.import_module("torch._dynamo")
 
-            count_flops(lambda: torch.ones(2) + 1)
+            if self.options.probes:
+                from bench.probes import count_flops
+
+                count_flops(lambda: torch.ones(2) + 1)
             self._warmed = True
         found = measure_group(
             item.path,
@@ -140,11 +149,34 @@ class BenchSession:
             self.options,
             settings,
             worker_seconds=self.worker_seconds,
+            decide=self._decide(spec),
         )
         self._outcomes[spec.group] = found
         if self.journal is not None and timed:
             self.journal.write(spec.group, found)
         return found
+
+    def _decide(self, spec: ItemSpec) -> Callable[[dict[str, Outcome]], int] | None:
+        """For a group that claims are judged on: how many trials in all would decide those that
+        its trials leave inconclusive (bench.claims.trials_to_decide); None for other groups."""
+        mine = claims_at(spec.case, self.profile, list(self.group_variants), spec.group)
+        if not mine:
+            return None
+        cap = self.options.max_trial_count
+
+        def decide(outcomes: dict[str, Outcome]) -> int:
+            wanted = 0
+            for claim in mine:
+                base, var = outcomes.get(claim.baseline), outcomes.get(claim.variant)
+                if base is None or var is None or base is var or base.error or var.error:
+                    continue
+                if base.trials and len(base.trials) == len(var.trials):
+                    found = trial_speedup(base.trials, var.trials)
+                    if found is not None:
+                        wanted = max(wanted, trials_to_decide(claim, found, cap))
+            return wanted
+
+        return decide
 
     def run(self, spec: ItemSpec, benchmark: Any, item: pytest.Item) -> None:
         timed = bool(benchmark.enabled)

@@ -219,3 +219,18 @@ def trial_median(
     centre, sd = float(np.mean(logs)), float(np.std(logs, ddof=1))
     half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
     return math.exp(centre), math.exp(centre - half), math.exp(centre + half)
+
+
+def paired_ratio(
+    numerator: Sequence[float], denominator: Sequence[float], confidence: float = 0.95
+) -> tuple[float, float, float] | None:
+    """The geometric mean of the paired ratios numerator[i] / denominator[i] and its Student-t
+    interval (estimate, low, high); None with fewer than 2 pairs, or a value that is not positive."""
+    pairs = list(zip(numerator, denominator, strict=True))
+    if len(pairs) < 2 or any(not (a > 0 and b > 0) for a, b in pairs):
+        return None
+    logs = [math.log(a / b) for a, b in pairs]
+    n = len(logs)
+    centre, sd = float(np.mean(logs)), float(np.std(logs, ddof=1))
+    half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    return math.exp(centre), math.exp(centre - half), math.exp(centre + half)

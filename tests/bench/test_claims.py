@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 
-from bench.claims import HOLDS, INCONCLUSIVE, REFUTED, UNDERSTATED, audit, judge, run_command
+from bench.case import Claim
+from bench.claims import (
+    HOLDS,
+    INCONCLUSIVE,
+    REFUTED,
+    UNDERSTATED,
+    audit,
+    claims_at,
+    judge,
+    run_command,
+    trials_to_decide,
+)
 from bench.results import load_run
+from bench.stats import Speedup
 from tests.bench.conftest import run_in
 from tests.bench.sample_run import sample_document
 
@@ -126,3 +139,80 @@ def test_a_run_records_the_claims_of_cases_it_left_out(toy_project: Path) -> Non
     assert verdicts["H1"].verdict == "not run"
     assert verdicts["H1"].command == "bench run -m slow -k toy.heavy"
     assert verdicts["T1"].verdict != "not run"
+
+
+def test_memory_passes_give_a_memory_claim_its_interval(tmp_path: Path) -> None:
+    # Three kept passes of the memory probe, paired by pass: the claim is judged on their ratios
+    # with a Student-t interval; with one pass (no samples) on the estimate alone.
+    doc = sample_document()
+    memory = {
+        e["extra_info"]["bench"]["variant"]: e["extra_info"]["bench"]["memory"] for e in doc["benchmarks"]
+    }
+    mib = 2**20
+    memory["reference"]["cpu_peak_rss_delta_samples"] = [8 * mib, 9 * mib, 10 * mib]
+    memory["fast"]["cpu_peak_rss_delta_samples"] = [int(4.4 * mib), int(4.9 * mib), int(5.6 * mib)]
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(doc))
+    c3 = {r.id: r for r in audit(load_run(path))}["C3"]
+    ratios = [4.4 / 8, 4.9 / 9, 5.6 / 10]
+    assert c3.interval is not None
+    low, high = c3.interval
+    assert low < 1 - max(ratios) and high > 1 - min(ratios)
+    assert c3.value == pytest.approx(1 - math.exp(sum(math.log(r) for r in ratios) / 3), rel=1e-3)
+    assert c3.verdict == HOLDS and "no interval" not in c3.note
+    # Passes that disagree widely leave a reduction outside the range undecided.
+    memory["fast"]["cpu_peak_rss_delta_samples"] = [int(3 * mib), int(6 * mib), int(3.5 * mib)]
+    path.write_text(json.dumps(doc))
+    c3 = {r.id: r for r in audit(load_run(path))}["C3"]
+    assert c3.value is not None and not 0.4 <= c3.value <= 0.5
+    assert c3.verdict == INCONCLUSIVE
+
+
+def test_more_trials_are_asked_for_only_where_they_would_decide() -> None:
+    claim = Claim("X", "at least 2x", metric="speedup", variant="fast", expected=(2.0, math.inf))
+    # 1.8x [1.5, 2.16] over 4 trials: doubling the trials projects a half-width of about half
+    # today's, [1.65, 1.96], which no longer reaches 2.
+    wanted = trials_to_decide(claim, Speedup(1.8, 1.5, 2.16, 4, "t"), cap=8)
+    assert 4 < wanted <= 8
+    # A trial fewer than that would not have decided it.
+    assert trials_to_decide(claim, Speedup(1.8, 1.5, 2.16, 4, "t"), cap=wanted - 1) == 0
+    # Decided claims, and one whose estimate sits on the edge, get no more.
+    assert trials_to_decide(claim, Speedup(2.5, 2.2, 2.8, 4, "t"), cap=8) == 0
+    assert trials_to_decide(claim, Speedup(1.0, 0.9, 1.1, 4, "t"), cap=8) == 0
+    assert trials_to_decide(claim, Speedup(1.99, 1.5, 2.6, 4, "t"), cap=8) == 0
+    # A time reduction is judged in its own terms: 12 % [2 %, 21 %] against a claimed 20-30 %.
+    cut = Claim("Y", "20-30 % faster", metric="time_reduction", variant="fast", expected=(0.2, 0.3))
+    assert trials_to_decide(cut, Speedup(1 / 0.88, 1 / 0.98, 1 / 0.79, 4, "t"), cap=8) > 4
+    # ... and 8 % [-2 %, 17 %] is refuted already.
+    assert trials_to_decide(cut, Speedup(1 / 0.92, 1 / 1.02, 1 / 0.83, 4, "t"), cap=8) == 0
+    # Claims that are not about time are not decided by trials.
+    mem = Claim("Z", "half the memory", metric="memory_reduction", variant="fast", expected=(0.5, 0.5))
+    assert trials_to_decide(mem, Speedup(1.8, 1.5, 2.16, 4, "t"), cap=8) == 0
+
+
+def test_the_claims_judged_on_a_group_are_those_the_audit_picks() -> None:
+    from bench import Case, Grid
+
+    at_small = Claim("S", "small", metric="speedup", variant="v", expected=(2.0, 3.0), at={"n": 1})
+    anywhere = Claim("L", "largest", metric="speedup", variant="v", expected=(2.0, 3.0))
+    absent = Claim("A", "not in quick", metric="speedup", variant="v", expected=(2.0, 3.0), at={"n": 8})
+    unmeasurable = Claim("U", "no", metric="speedup", variant="v", measurable=False, reason="elsewhere")
+    case = Case(
+        name="toy.pick",
+        setup=lambda p, d: {},
+        reference=lambda: None,
+        variants={"v": lambda: None},
+        grids={"quick": Grid(n=[1, 2]), "full": Grid(n=[1, 2, 8])},
+        devices=("cpu", "cuda"),
+        claims=(at_small, anywhere, absent, unmeasurable),
+    )
+    cpu = [("toy.pick", "n1", "cpu"), ("toy.pick", "n2", "cpu"), ("other", "n2", "cpu")]
+    assert [c.id for c in claims_at(case, "quick", cpu, ("toy.pick", "n1", "cpu"))] == ["S"]
+    # No point at n8 in quick: judged at the largest point, as the audit does.
+    assert [c.id for c in claims_at(case, "quick", cpu, ("toy.pick", "n2", "cpu"))] == ["L", "A"]
+    # With CUDA in the run the audit judges on CUDA, so the CPU group decides nothing.
+    both = [*cpu, ("toy.pick", "n1", "cuda"), ("toy.pick", "n2", "cuda")]
+    assert claims_at(case, "quick", both, ("toy.pick", "n1", "cpu")) == []
+    assert [c.id for c in claims_at(case, "quick", both, ("toy.pick", "n2", "cuda"))] == ["L", "A"]
+    # -k left n1 out: every claim is judged at n2.
+    assert [c.id for c in claims_at(case, "quick", cpu[1:], ("toy.pick", "n2", "cpu"))] == ["S", "L", "A"]

@@ -94,7 +94,10 @@ def test_pinned_malloc_returns_freed_large_blocks_whatever_ran_before() -> None:
     def released(mode: str) -> int:
         done = subprocess.run(
             [sys.executable, "-c", _FREED_AFTER_A_LARGE_BLOCK, mode],
-            capture_output=True, text=True, check=True, cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
         )
         return int(done.stdout)
 

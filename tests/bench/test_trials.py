@@ -280,7 +280,7 @@ def test_a_check_worker_calibrates_every_implementation_before_it_pins_malloc(
     from types import SimpleNamespace
 
     import bench.probes.memory
-    from bench import Case, Grid
+    from bench import Case, Claim, Grid
     from bench.options import RunOptions
     from bench.trials import Job, TrialSettings, _check
 
@@ -293,27 +293,112 @@ def test_a_check_worker_calibrates_every_implementation_before_it_pins_malloc(
             events.append(f"check {name}")
             call = lambda: events.append(f"call {name}")  # noqa: E731
             timed = lambda: (call, contextlib.nullcontext())  # noqa: E731
-            return SimpleNamespace(caller=SimpleNamespace(timed=timed), warm_s=None)
+            return SimpleNamespace(caller=SimpleNamespace(timed=timed, name=name), warm_s=None)
 
         def probe(self, found: object, draft: object) -> None:
             events.append("probe")
 
-        def probe_memory(self, found: object, draft: object) -> None:
-            events.append("memory")
+        def probe_memory(self, found: object, draft: object, settle: bool = False) -> None:
+            name = found.caller.name  # type: ignore[attr-defined]
+            events.append(f"{'settle' if settle else 'memory'} {name}")
 
-    case = Case(
-        name="toy.order", setup=lambda p, d: {}, reference=lambda: None, variants={"v": lambda: None},
-        grids={"quick": Grid(n=[1]), "full": Grid(n=[1])},
-    )
+    claim = Claim("M", "half the memory", metric="memory_reduction", variant="v", expected=(0.5, 0.5))
     settings = TrialSettings(
-        trials=2, budget_s=0.01, min_rounds=1, min_time_s=1e-6, time_limit_s=10, threads=1,
+        trials=2,
+        budget_s=0.01,
+        min_rounds=1,
+        min_time_s=1e-6,
+        time_limit_s=10,
+        threads=1,
         timer_precision_s=1e-9,
     )
     names = ("reference", "v")
-    job = Job("check", "suite.py", ".", case.name, {"n": 1}, "cpu", names, RunOptions(), settings)
-    sent: list[tuple[object, ...]] = []
-    _check(job, case, Executor(), SimpleNamespace(send=sent.append), SimpleNamespace(value=-1))
-    pinned = events.index("pin")
-    assert {"call reference", "call v"} <= set(events[:pinned])  # calibrated before
-    assert events[pinned + 1:] == ["memory", "memory"]
-    assert [m[1] for m in sent if m[0] == "checked"] == ["reference", "v"]
+    for claims in ((), (claim,)):
+        events.clear()
+        case = Case(
+            name="toy.order",
+            setup=lambda p, d: {},
+            reference=lambda: None,
+            variants={"v": lambda: None},
+            grids={"quick": Grid(n=[1]), "full": Grid(n=[1])},
+            claims=claims,
+        )
+        job = Job("check", "suite.py", ".", case.name, {"n": 1}, "cpu", names, RunOptions(), settings)
+        sent: list[tuple[object, ...]] = []
+        _check(job, case, Executor(), SimpleNamespace(send=sent.append), SimpleNamespace(value=-1))
+        pinned = events.index("pin")
+        assert {"call reference", "call v"} <= set(events[:pinned])  # calibrated before
+        # A pass that lets the pinned allocator settle, then the kept passes, in alternating order:
+        # one without a memory claim, three with one.
+        settle = ["settle reference", "settle v"]
+        if not claims:
+            assert events[pinned + 1 :] == [*settle, "memory v", "memory reference"]
+        else:
+            forward, backward = ["memory reference", "memory v"], ["memory v", "memory reference"]
+            assert events[pinned + 1 :] == [*settle, *backward, *forward, *backward]
+        assert [m[1] for m in sent if m[0] == "checked"] == ["reference", "v"]
+
+
+DECIDE_SUITE = """
+import torch
+
+from bench import Case, Grid, register
+
+register(
+    Case(
+        name="toy.decide",
+        setup=lambda params, device: {"x": torch.ones(8)},
+        reference=lambda x: x + 1,
+        variants={"same": lambda x: x + 1},
+        grids={"quick": Grid(n=[1]), "full": Grid(n=[1])},
+    )
+)
+"""
+
+
+def test_a_group_gets_more_trials_where_decide_asks_up_to_its_cap(tmp_path: Path) -> None:
+    from bench.options import RunOptions
+    from bench.trials import AA, TrialSettings, measure_group
+
+    suite = tmp_path / "toy_decide_suite.py"
+    suite.write_text(DECIDE_SUITE)
+    settings = TrialSettings(
+        trials=2,
+        budget_s=0.01,
+        min_rounds=2,
+        min_time_s=1e-5,
+        time_limit_s=60,
+        threads=1,
+        max_trials=4,
+        timer_precision_s=1e-9,
+    )
+    options = RunOptions(no_probes=True)
+    asked: list[int] = []
+
+    def measured(wanted: int | None) -> dict[str, int]:
+        def decide(outcomes: dict) -> int:  # type: ignore[type-arg]
+            asked.append(len(outcomes["same"].trials))
+            return wanted or 0
+
+        found = measure_group(
+            suite,
+            tmp_path,
+            "toy.decide",
+            {"n": 1},
+            "cpu",
+            ["reference", "same"],
+            options,
+            settings,
+            decide=decide if wanted is not None else None,
+        )
+        assert all(o.error is None for o in found.values())
+        return {name: len(o.trials) for name, o in found.items()}
+
+    assert measured(None) == {"reference": 2, "same": 2, AA: 2}
+    assert measured(0) == {"reference": 2, "same": 2, AA: 2} and asked == [2]
+    asked.clear()
+    # Asked for three in all: one more, then asked again (and still wanting three: no more).
+    assert measured(3) == {"reference": 3, "same": 3, AA: 3} and asked == [2, 3]
+    asked.clear()
+    # Asked for more than the cap: the cap.
+    assert measured(9) == {"reference": 4, "same": 4, AA: 4} and asked == [2]

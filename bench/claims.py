@@ -238,8 +238,9 @@ def judge(
 
 def _half_width_factor(trials: int, confidence: float = 0.95) -> float:
     """How an interval over ``trials`` trials scales with their number (bench.stats.trial_speedup:
-    Student's t with n-1 degrees of freedom times a standard error of about sd / sqrt(n - 1))."""
-    return float(sps.t.ppf(0.5 + confidence / 2, trials - 1)) / math.sqrt(trials - 1)
+    Student's t with n-1 degrees of freedom times a bootstrap standard error of the mean of n
+    trials, about sd * sqrt(n - 1) / n)."""
+    return float(sps.t.ppf(0.5 + confidence / 2, trials - 1)) * math.sqrt(trials - 1) / trials
 
 
 def trials_to_decide(claim: Claim, found: Speedup, cap: int) -> int:

@@ -169,10 +169,16 @@ def trial_speedup(
     in the same cycle of the same worker process (so each pair saw the same machine speed). A
     trial's speedup is the median of its pairs' ratios; the estimate is the geometric mean over
     trials. The interval is a hierarchical bootstrap (trials resampled, then pairs within each),
-    whose spread is widened for the small number of trials: the standard error is corrected by
-    sqrt(n/(n-1)) and scaled by Student's t with n-1 degrees of freedom, so that variation
-    between processes, which is most of it on a shared machine, is not under-counted. A trial of
-    one pair (a slow call, one cycle) counts with that pair's ratio. None with no pairs at all.
+    whose spread is widened for the small number of trials: its standard error is scaled by
+    Student's t with n-1 degrees of freedom, so that variation between processes, which is most
+    of it on a shared machine, is not under-counted. No further small-sample correction: resampling
+    the pairs within each resampled trial counts their noise a second time (it is in the spread
+    of the trials' medians already), which makes up for the bootstrap's n-1 versus n. Measured
+    on two quick runs (2026-12-02, a 2-core Xeon VM): with sqrt(n/(n-1)) on top, the second
+    run's estimate lay inside the first run's interval for 91 % of 114 speedups, where a
+    calibrated 95 % interval gives about 83 %; without it 87 % (median half-width 16.2 -> 14.0 %,
+    A/A 94 of 94 either way). A trial of one pair (a slow call, one cycle) counts with that
+    pair's ratio. None with no pairs at all.
     """
     logs = []
     for ref, var in zip(reference, variant, strict=True):
@@ -191,7 +197,7 @@ def trial_speedup(
     stacked = np.stack(medians)  # (trials, resamples, slots)
     replicates = stacked[chosen, np.arange(n_resamples)[:, None], np.arange(n)[None, :]].mean(axis=1)
     if n > 1:
-        se = float(np.std(replicates, ddof=1)) * math.sqrt(n / (n - 1))
+        se = float(np.std(replicates, ddof=1))
         quantile = float(sps.t.ppf(0.5 + confidence / 2, n - 1))
         method = f"hierarchical bootstrap over {n} trials, t-scaled"
     else:

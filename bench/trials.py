@@ -8,7 +8,8 @@ A case's implementations at one grid point on one device (a *group*) are measure
 2. ``trials`` **trial** workers, one after another, each a fresh process: it builds its own
    inputs and callers, warms them up, then times cycles of rounds, every cycle all the
    implementations (and the reference once more, as the A/A control) in an order shuffled
-   afresh, until its time budget is spent.
+   afresh, until its time budget is spent. Where a claim judged on the group is inconclusive
+   after them, the caller's ``decide`` may ask for more (up to ``max_trials``).
 
 The parent never calls an implementation: it sends a job, reads messages, enforces the time
 limit (killing a worker that hangs, even inside native code) and turns a worker's death into a

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -271,6 +272,17 @@ def test_calls_per_round_shared_at_one_speed_and_longer_for_fast_calls_beside_sl
     assert round_calls({"reference": 0.0, "a": 1e-3}, floor)["reference"] == 1
 
 
+def _toy_settings(**changes: Any) -> Any:
+    """Settings for a toy group: two short trials."""
+    from bench.trials import TrialSettings
+
+    defaults: dict[str, Any] = {
+        "trials": 2, "budget_s": 0.01, "min_rounds": 1, "min_time_s": 1e-6, "time_limit_s": 10,
+        "threads": 1, "timer_precision_s": 1e-9,
+    }
+    return TrialSettings(**{**defaults, **changes})
+
+
 def test_a_check_worker_calibrates_every_implementation_before_it_pins_malloc(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -282,7 +294,7 @@ def test_a_check_worker_calibrates_every_implementation_before_it_pins_malloc(
     import bench.probes.memory
     from bench import Case, Claim, Grid
     from bench.options import RunOptions
-    from bench.trials import Job, TrialSettings, _check
+    from bench.trials import Job, _check
 
     events: list[str] = []
     monkeypatch.setattr(bench.probes.memory, "pin_malloc", lambda: events.append("pin") or True)
@@ -303,15 +315,7 @@ def test_a_check_worker_calibrates_every_implementation_before_it_pins_malloc(
             events.append(f"{'settle' if settle else 'memory'} {name}")
 
     claim = Claim("M", "half the memory", metric="memory_reduction", variant="v", expected=(0.5, 0.5))
-    settings = TrialSettings(
-        trials=2,
-        budget_s=0.01,
-        min_rounds=1,
-        min_time_s=1e-6,
-        time_limit_s=10,
-        threads=1,
-        timer_precision_s=1e-9,
-    )
+    settings = _toy_settings()
     names = ("reference", "v")
     for claims in ((), (claim,)):
         events.clear()
@@ -358,20 +362,11 @@ register(
 
 def test_a_group_gets_more_trials_where_decide_asks_up_to_its_cap(tmp_path: Path) -> None:
     from bench.options import RunOptions
-    from bench.trials import AA, TrialSettings, measure_group
+    from bench.trials import AA, measure_group
 
     suite = tmp_path / "toy_decide_suite.py"
     suite.write_text(DECIDE_SUITE)
-    settings = TrialSettings(
-        trials=2,
-        budget_s=0.01,
-        min_rounds=2,
-        min_time_s=1e-5,
-        time_limit_s=60,
-        threads=1,
-        max_trials=4,
-        timer_precision_s=1e-9,
-    )
+    settings = _toy_settings(min_rounds=2, min_time_s=1e-5, time_limit_s=60, max_trials=4)
     options = RunOptions(no_probes=True)
     asked: list[int] = []
 

@@ -35,6 +35,8 @@ CLAIM_METRICS: Mapping[str, bool] = MappingProxyType(
         "extra_ratio": True,  # baseline's extra value / variant's extra value
     }
 )
+# The metrics judged on peak memory (the memory probe keeps several passes for them).
+MEMORY_METRICS = ("memory_reduction", "memory_increase")
 # pytest-benchmark settings a case may fix for its own items (e.g. min_rounds=1 for a case whose
 # every call launches processes); they override the command line's --benchmark-* options.
 BENCHMARK_OPTIONS = frozenset(

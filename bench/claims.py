@@ -9,7 +9,7 @@ from typing import Any
 
 from scipy import stats as sps
 
-from bench.case import CLAIM_METRICS, Case, Claim, point_id
+from bench.case import CLAIM_METRICS, MEMORY_METRICS, Case, Claim, point_id
 from bench.compare import peak_bytes, peak_samples, speedup
 from bench.results import Record, Run
 from bench.stats import Speedup, paired_ratio
@@ -61,6 +61,11 @@ def claim_point(points: Mapping[str, Mapping[str, Any]], at: Mapping[str, Any]) 
     )
 
 
+def _claim_device(devices: Sequence[str]) -> str:
+    """The device a claim is judged on, of those its point was measured on: CUDA where it ran."""
+    return "cuda" if "cuda" in devices else devices[0]
+
+
 def claims_at(
     case: Case, profile: str, groups: Sequence[tuple[str, str, str]], group: tuple[str, str, str]
 ) -> list[Claim]:
@@ -76,8 +81,7 @@ def claims_at(
         if not claim.measurable or claim.expected is None:
             continue
         chosen, _ = claim_point(points, claim.at)
-        devices = [g[2] for g in mine if g[1] == chosen]
-        if (case.name, chosen, "cuda" if "cuda" in devices else devices[0]) == tuple(group):
+        if (case.name, chosen, _claim_device([g[2] for g in mine if g[1] == chosen])) == tuple(group):
             found.append(claim)
     return found
 
@@ -90,8 +94,7 @@ def _pick(records: list[Record], claim: Mapping[str, Any]) -> tuple[Record | Non
     if not points:
         return None, None, ""
     chosen, note = claim_point(points, claim.get("at") or {})
-    devices = [r.device for r in records if r.point == chosen]
-    device = "cuda" if "cuda" in devices else devices[0]
+    device = _claim_device([r.device for r in records if r.point == chosen])
 
     def find(name: str) -> Record | None:
         return next(
@@ -139,7 +142,7 @@ def _measure(
             return None, None, "no timing for the baseline or the variant"
         value, interval = _from_speedup(metric, found.estimate, (found.low, found.high))
         return value, interval, "" if interval else found.method
-    if metric in ("memory_reduction", "memory_increase"):
+    if metric in MEMORY_METRICS:
         b, v = (peak_bytes(base) if base else None), peak_bytes(var)
         if not b or v is None:
             return None, None, "peak memory was not recorded (probes off, or zero growth in the baseline)"

@@ -219,9 +219,12 @@ def trial_median(
     """Seconds per call over trials: the geometric mean of the trials' medians and its Student-t
     interval (estimate, low, high); None with fewer than 2 trials."""
     logs = [math.log(float(np.median(t))) for t in trials if len(t)]
+    return _t_interval(logs, confidence) if len(logs) >= 2 else None
+
+
+def _t_interval(logs: Sequence[float], confidence: float) -> tuple[float, float, float]:
+    """exp of the mean of ``logs`` (two or more) and of its Student-t interval's ends."""
     n = len(logs)
-    if n < 2:
-        return None
     centre, sd = float(np.mean(logs)), float(np.std(logs, ddof=1))
     half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
     return math.exp(centre), math.exp(centre - half), math.exp(centre + half)
@@ -235,8 +238,4 @@ def paired_ratio(
     pairs = list(zip(numerator, denominator, strict=True))
     if len(pairs) < 2 or any(not (a > 0 and b > 0) for a, b in pairs):
         return None
-    logs = [math.log(a / b) for a, b in pairs]
-    n = len(logs)
-    centre, sd = float(np.mean(logs)), float(np.std(logs, ddof=1))
-    half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
-    return math.exp(centre), math.exp(centre - half), math.exp(centre + half)
+    return _t_interval([math.log(a / b) for a, b in pairs], confidence)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench.case import REFERENCE
+from bench.case import MEMORY_METRICS, REFERENCE
 from bench.options import RunOptions
 
 AA = "reference (A/A)"  # the reference timed a second time, as if it were a variant
@@ -482,7 +482,6 @@ def _check(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> Non
 # Kept passes of the memory probe for a case that claims a memory change (an interval over them);
 # one pass for the others.
 CLAIMED_MEMORY_PASSES = 3
-MEMORY_METRICS = ("memory_reduction", "memory_increase")
 
 
 def memory_passes(case: Any) -> int:

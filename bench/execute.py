@@ -274,12 +274,16 @@ class Executor:
         Called again for the same implementation (one call per pass of a worker's memory probes),
         the resident-set growth of every pass is kept in ``cpu_peak_rss_delta_samples`` and the
         record's growth is their median. ``settle``: the call is made and nothing is kept (the
-        pass that lets the pinned allocator settle).
+        pass that lets the pinned allocator settle): that pass is the one that counts the FLOPs
+        (``probe_flops``), its call made under FlopCounterMode, so a counted case pays no call for
+        it.
         """
         spec, caller = checked.spec, checked.caller
-        host = cpu_peak(caller)
         if settle:
+            if not self.probe_flops(checked, draft):
+                caller()
             return
+        host = cpu_peak(caller)
         before = draft.record.memory or {}
         samples = [*before.get("cpu_peak_rss_delta_samples", ()), host.delta_bytes]
         memory: dict[str, Any] = {
@@ -298,25 +302,31 @@ class Executor:
             memory["cuda_peak_allocated_delta_bytes"] = dev.allocated_delta_bytes
         draft.update(memory=memory)
 
-    def probe(self, checked: Checked, draft: Draft) -> None:
-        """GPU utilisation, FLOPs, parameters and the case's own measures (memory: ``probe_memory``)."""
-        spec, caller, ran = checked.spec, checked.caller, checked.ran
-        case, impl = spec.case, spec.impl
-        if spec.device == "cuda":
-            draft.update(gpu=sample_gpu(caller, spec.device))
-        declared = impl.flops or case.flops
+    def probe_flops(self, checked: Checked, draft: Draft) -> bool:
+        """FLOPs per call: the case's or variant's declared count, else counted over one call under
+        FlopCounterMode. True when a call completed (the count's), False when none was made."""
+        spec = checked.spec
+        declared = spec.impl.flops or spec.case.flops
         if declared is not None:
             draft.update(flops_per_call=float(declared(spec.run_params)), flops_source="declared")
-        else:
-            try:
-                counted = count_flops(caller)
-            except RuntimeError as exc:
-                # FlopCounterMode's dispatch mode trips some autograd uses (e.g. torch.autograd.grad
-                # for a gradient penalty); no count is better than a failed item.
-                draft.update(flops_error=f"{type(exc).__name__}: {exc}"[:300])
-                counted = 0
-            if counted:
-                draft.update(flops_per_call=float(counted), flops_source="counted")
+            return False
+        try:
+            counted = count_flops(checked.caller)
+        except RuntimeError as exc:
+            # FlopCounterMode's dispatch mode trips some autograd uses (e.g. torch.autograd.grad
+            # for a gradient penalty); no count is better than a failed item.
+            draft.update(flops_error=f"{type(exc).__name__}: {exc}"[:300])
+            return False
+        if counted:
+            draft.update(flops_per_call=float(counted), flops_source="counted")
+        return True
+
+    def probe(self, checked: Checked, draft: Draft) -> None:
+        """GPU utilisation, parameters and the case's own measures (FLOPs and memory: ``probe_memory``)."""
+        spec, caller, ran = checked.spec, checked.caller, checked.ran
+        case = spec.case
+        if spec.device == "cuda":
+            draft.update(gpu=sample_gpu(caller, spec.device))
         # Setup's modules: what the case is about, whatever an implementation's prepare made of them.
         draft.update(parameters=parameter_count(ran.inputs))
         if case.measures is not None:

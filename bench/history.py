@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,11 @@ STEP_ALPHA = 0.01  # ... with a Mann-Whitney p below this, between consecutive r
 # their log changes around the median change, where at least DRIFT_MIN_REFERENCES are in both.
 DRIFT_K = 3.0
 DRIFT_MIN_REFERENCES = 5
+# Speedups move less, but they move too: three quick runs of one commit, 20 minutes apart on that
+# VM, moved them by a robust SD of 5 % (median |log change| 3-4 %), and three speedups whose
+# trial intervals separated (a 13 % move among them) were steps of nothing. A speedup's step must
+# likewise stand out from how every speedup moved between the same two runs.
+REFERENCES, SPEEDUPS = "references' times", "variants' speedups"
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ class Drift:
     common to every case): what an absolute-time step must stand out from."""
 
     run: int  # the later run of the pair
-    references: int
+    references: int  # how many moved (references, or variants for speedups)
     median: float  # median log change of the references' times (> 0: slower)
     spread: float  # robust SD of those log changes (1.4826 x their median absolute deviation)
 
@@ -48,6 +53,8 @@ class Drift:
         """The range of time changes (fractions, -0.2 = 20 % faster) that is not a step."""
         width = DRIFT_K * self.spread
         return math.exp(self.median - width) - 1, math.exp(self.median + width) - 1
+
+    kind: str = REFERENCES  # or SPEEDUPS: what moved (a speedup's log change > 0: faster)
 
     def stands_out(self, log_change: float) -> bool:
         return abs(log_change - self.median) > DRIFT_K * self.spread
@@ -90,7 +97,11 @@ def load_history(folder: Path) -> History:
             + (f" ({len(skipped)} other JSON files)" if skipped else "")
         )
     runs.sort(key=lambda r: (r.datetime, _commit(r), r.path))
-    drifts = {d.run: d for d in (_drift(runs, i) for i in range(1, len(runs))) if d is not None}
+    drifts = {
+        (d.run, d.kind): d
+        for d in (_drift(runs, i, kind) for i in range(1, len(runs)) for kind in (REFERENCES, SPEEDUPS))
+        if d is not None
+    }
     return History(tuple(runs), tuple(_series(runs, drifts)), tuple(skipped), tuple(drifts.values()))
 
 
@@ -99,22 +110,37 @@ def _time(rec: Record) -> float | None:
     return timed[0] if timed is not None else rec.median_s
 
 
-def _drift(runs: Sequence[Run], index: int) -> Drift | None:
-    """The references' drift from run ``index - 1`` to run ``index``."""
-    before = {r.key: r for r in runs[index - 1].records if r.role == "reference" and r.timed}
-    changes = []
-    for rec in runs[index].records:
-        old = before.get(rec.key)
-        if rec.role != "reference" or not rec.timed or old is None:
+def _values(run: Run, kind: str) -> dict[tuple[str, str, str, str], float]:
+    """What drifts, by record key: the references' times, or the variants' speedup estimates."""
+    refs = {r.key[:3]: r for r in run.records if r.role == "reference" and r.timed}
+    found: dict[tuple[str, str, str, str], float] = {}
+    for rec in run.records:
+        if not rec.timed or (rec.role == "reference") != (kind == REFERENCES):
             continue
-        then, now = _time(old), _time(rec)
+        if kind == REFERENCES:
+            value = _time(rec)
+        else:
+            ref = refs.get(rec.key[:3])
+            ratio = speedup(ref, rec) if ref is not None else None
+            value = ratio.estimate if ratio is not None and ratio.trials > 1 else None
+        if value:
+            found[rec.key] = value
+    return found
+
+
+def _drift(runs: Sequence[Run], index: int, kind: str = REFERENCES) -> Drift | None:
+    """How ``kind`` (REFERENCES or SPEEDUPS) moved from run ``index - 1`` to run ``index``."""
+    before, after = _values(runs[index - 1], kind), _values(runs[index], kind)
+    changes = []
+    for key, now in after.items():
+        then = before.get(key)
         if then and now:
             changes.append(math.log(now / then))
     if len(changes) < DRIFT_MIN_REFERENCES:
         return None
     middle = statistics.median(changes)
     spread = 1.4826 * statistics.median(abs(c - middle) for c in changes)
-    return Drift(index, len(changes), middle, spread)
+    return Drift(index, len(changes), middle, spread, kind)
 
 
 def _interval(rec: Record, ref: Record | None) -> tuple[float, float, float] | None:
@@ -132,14 +158,19 @@ def _step(
     current: Record,
     previous_ref: Record | None,
     current_ref: Record | None,
-    drift: Drift | None = None,
+    drifts: Mapping[str, Drift] | None = None,
 ) -> str:
     found = _raw_step(previous, current, previous_ref, current_ref)
-    absolute = current_ref is None or current_ref is current
-    if found and absolute and drift is not None:
-        then, now = _time(previous), _time(current)
-        if then and now and not drift.stands_out(math.log(now / then)):
-            return ""  # every reference moved about as much: the machine, not this case
+    if not found or not drifts:
+        return found
+    if current_ref is None or current_ref is current:
+        drift, then, now = drifts.get(REFERENCES), _time(previous), _time(current)
+    else:
+        before, after = _interval(previous, previous_ref), _interval(current, current_ref)
+        drift = drifts.get(SPEEDUPS)
+        then, now = (before[0] if before else None), (after[0] if after else None)
+    if drift is not None and then and now and not drift.stands_out(math.log(now / then)):
+        return ""  # everything moved about as much: the machine, not this case
     return found
 
 
@@ -165,7 +196,7 @@ def _raw_step(
     return ""
 
 
-def _series(runs: Sequence[Run], drifts: dict[int, Drift]) -> list[Series]:
+def _series(runs: Sequence[Run], drifts: Mapping[tuple[int, str], Drift]) -> list[Series]:
     by_key: dict[tuple[str, str, str, str], list[tuple[int, Record, Record | None]]] = {}
     for index, run in enumerate(runs):
         refs = {(r.case, r.point, r.device): r for r in run.records if r.role == "reference" and r.timed}
@@ -177,7 +208,8 @@ def _series(runs: Sequence[Run], drifts: dict[int, Drift]) -> list[Series]:
     for key, entries in by_key.items():
         points = []
         for i, (index, rec, ref) in enumerate(entries):
-            step = _step(entries[i - 1][1], rec, entries[i - 1][2], ref, drifts.get(index)) if i else ""
+            moved = {kind: d for (run, kind), d in drifts.items() if run == index}
+            step = _step(entries[i - 1][1], rec, entries[i - 1][2], ref, moved) if i else ""
             found = speedup(ref, rec) if ref is not None and ref is not rec else None
             value = 1.0 if ref is rec else (found.estimate if found else None)
             points.append(Point(index, float(rec.median_s or 0.0), value, step))

@@ -29,7 +29,7 @@ from bench.options import RunOptions
 from bench.plugin import SPEC_KEY
 from bench.results import SCHEMA, Record
 from bench.stats import trial_speedup
-from bench.trials import AA, Outcome, TrialSettings, measure_group, timer_precision
+from bench.trials import AA, Outcome, TrialSettings, cycles_per_trial, measure_group, timer_precision
 
 __all__ = ["BenchSession", "ItemSpec"]
 
@@ -89,9 +89,22 @@ class BenchSession:
         """The item's implementation on fresh, seeded inputs (for bench.counts' counting process)."""
         return Executor(self.options).implementation_caller(spec)
 
+    def item_timing(self, case: Case) -> dict[str, float]:
+        """pytest-benchmark's rounds and times for ``case``'s items: the run's (profile or flags),
+        then what the case fixes for its own items (``Case.benchmark``), which wins, as a
+        ``@pytest.mark.benchmark`` does over the command line in pytest-benchmark."""
+        opt = self.config.getoption
+        own = case.benchmark
+        return {
+            "min_rounds": int(own.get("min_rounds", opt("benchmark_min_rounds"))),
+            "max_time_s": float(own.get("max_time", opt("benchmark_max_time"))),
+            "min_time_s": float(own.get("min_time", opt("benchmark_min_time"))),
+        }
+
     def trial_settings(self, spec: ItemSpec, timed: bool) -> TrialSettings:
         opt = self.config.getoption
         trials = self.options.trial_count if timed else 0
+        timing = self.item_timing(spec.case)
         start = self.options.worker_start
         if start == "auto":
             start = "spawn" if spec.device.startswith("cuda") else "fork"
@@ -101,11 +114,9 @@ class BenchSession:
             trials=trials,
             max_trials=self.options.max_trial_count if timed else 0,
             # pytest-benchmark's time per item, shared out over the trials.
-            budget_s=float(opt("benchmark_max_time")) / max(trials, 1),
-            # pytest-benchmark's minimum rounds per item, shared out over the trials too: the
-            # variation that matters is between trials, which the interval resamples.
-            min_rounds=max(1, math.ceil(int(opt("benchmark_min_rounds")) / max(trials, 1))),
-            min_time_s=float(opt("benchmark_min_time")),
+            budget_s=timing["max_time_s"] / max(trials, 1),
+            min_rounds=cycles_per_trial(int(timing["min_rounds"]), trials),
+            min_time_s=timing["min_time_s"],
             time_limit_s=self.time_limit_s or spec.case.time_limit_s,
             threads=self.options.worker_threads,
             start=start,
@@ -309,6 +320,9 @@ class BenchSession:
             "time_limit_s": self.time_limit_s,
             "trials": {
                 "per_item": self.options.trial_count,
+                "min_cycles": cycles_per_trial(
+                    int(self.config.getoption("benchmark_min_rounds")), self.options.trial_count
+                ),
                 "threads": self.options.worker_threads,
                 "start": self.options.worker_start,
                 "memory_limit_mb": self.options.memory_limit_mb,
@@ -325,6 +339,8 @@ class BenchSession:
                     "mode": case.mode,
                     "description": case.description,
                     "work_unit": case.work[0] if case.work else None,
+                    # pytest-benchmark settings the case fixes for its items (over the run's).
+                    "benchmark": dict(case.benchmark),
                     "variants": {
                         vname: {"exact": impl.exact, "note": impl.note, "overrides": dict(impl.params)}
                         for vname, impl in case.implementations()

@@ -76,10 +76,11 @@ def render_history(history: History, output: Path) -> str:
         "consecutive runs that the runs' own spread cannot explain: for runs measured in trials, the "
         "two trial intervals (of a variant's speedup, or of a reference's time) must separate; "
         "otherwise a one-sided Mann-Whitney U test on the rounds must find it significant "
-        "(p < 0.01). An absolute time (a reference's) must also stand out from how every "
-        f"reference's time moved between the same two runs (beyond {DRIFT_K:g} robust SDs of their "
-        "changes, see below): absolute times move with the machine, speedups much less. Cells: "
-        "median per call (speedup over that run's reference).",
+        "(p < 0.01). It must also stand out from how everything of its kind moved between the same "
+        f"two runs (beyond {DRIFT_K:g} robust SDs of their changes around the median change, see "
+        "below): a reference's time from every reference's, a speedup from every speedup's. Absolute "
+        "times move with the machine; speedups much less, but by more than one run's trials show. "
+        "Cells: median per call (speedup over that run's reference).",
         "",
     ]
     if history.drifts:
@@ -89,6 +90,7 @@ def render_history(history: History, output: Path) -> str:
             drift_rows.append(
                 (
                     _run_label(history, d.run),
+                    d.kind,
                     str(d.references),
                     f"{100 * (math.exp(d.median) - 1):+.1f} %",
                     f"{100 * d.spread:.1f} %",
@@ -96,10 +98,11 @@ def render_history(history: History, output: Path) -> str:
                 )
             )
         out += [
-            "## How the references moved between runs",
+            "## How times and speedups moved between runs",
             "",
             table(
-                ("Run (against the one before)", "References", "Median change", "Robust SD", "Not a step"),
+                ("Run (against the one before)", "What", "How many", "Median change", "Robust SD",
+                 "Not a step"),
                 drift_rows,
             ),
             "",

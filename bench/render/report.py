@@ -176,10 +176,13 @@ def _timing_method(run: Run, timing: Mapping[str, Any]) -> list[str]:
         "processes. The check and probes above run in one worker per case and grid point; then "
         f"{trials.get('per_item', '?')} **trials**, each a fresh worker (started by "
         f"{trials.get('start', '?')}; {trials.get('threads', '?')} torch thread(s)), time the case's "
-        "implementations in cycles of one round each, the order shuffled every cycle, so no "
+        "implementations in cycles of one round each, the order shuffled and mirrored (reversed in "
+        "the next cycle and in the next trial), so no "
         "implementation is always first or always after the same one. Per trial: at least "
-        f"{timing.get('min_rounds', '?')} cycles and about {timing.get('max_time_s', '?')} s ÷ "
-        f"{trials.get('per_item', '?')} of rounds per implementation; " + per_round,
+        f"{trials.get('min_cycles', '?')} cycle(s) (the {timing.get('min_rounds', '?')} rounds of "
+        f"pytest-benchmark's minimum shared out over the trials) and about "
+        f"{timing.get('max_time_s', '?')} s ÷ {trials.get('per_item', '?')} of rounds per "
+        "implementation" + _own_timing(run) + "; " + per_round,
         "- Median and IQR: over every round of every trial. **Speedup**: per trial, the median ratio of "
         "the reference's and the variant's rounds of the same cycle; the estimate is the geometric "
         "mean over trials, its 95 % interval a hierarchical bootstrap (trials, then the pairs within "
@@ -188,6 +191,22 @@ def _timing_method(run: Run, timing: Mapping[str, Any]) -> list[str]:
         "- **A/A control**: in every trial the reference is timed once more as if it were a variant; "
         "its speedup should be 1 and its interval should contain 1 (see the A/A section).",
     ]
+
+
+def _own_timing(run: Run) -> str:
+    """The cases that fix their own pytest-benchmark settings, as "case (setting=value)"."""
+    own = {
+        name: info["benchmark"]
+        for name, info in sorted((run.info.get("cases") or {}).items())
+        if isinstance(info, Mapping) and info.get("benchmark")
+    }
+    if not own:
+        return ""
+    listed = ", ".join(
+        f"`{name}` ({', '.join(f'{k}={v}' for k, v in sorted(values.items()))})"
+        for name, values in own.items()
+    )
+    return f" (cases that fix their own settings, shared out the same way: {listed})"
 
 
 def _aa_section(rows: Sequence[Comparison]) -> list[str]:

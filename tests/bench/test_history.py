@@ -10,7 +10,8 @@ import pytest
 
 from bench.cli import main
 from bench.errors import ResultsError
-from bench.history import load_history
+from bench.history import SPEEDUPS, load_history
+from bench.stats import trial_speedup
 from tests.bench.sample_run import document_copy, with_trials
 
 
@@ -111,4 +112,57 @@ def test_absolute_times_that_move_with_every_reference_are_not_steps(tmp_path: P
     assert second.median == pytest.approx(math.log(1 / 1.3), abs=0.01)
     assert main(["history", str(tmp_path)]) == 0
     text = (tmp_path / "history.md").read_text()
-    assert "## How the references moved between runs" in text and "+30.0 %" in text
+    assert "## How times and speedups moved between runs" in text and "+30.0 %" in text
+
+
+def _speedups_run(folder: Path, name: str, when: str, speedups: list[float]) -> None:
+    """A run of grid points with a reference and its variant `fast` each, in three tight trials,
+    the variant's speedup at point i ``speedups[i]``."""
+    doc = with_trials(document_copy(), "fast", [2.0, 2.0, 2.0])
+    templates = [e for e in doc["benchmarks"] if e["extra_info"]["bench"]["variant"] in ("reference", "fast")]
+    entries = []
+    for n, ratio in zip(range(8, 8 + len(speedups)), speedups, strict=True):
+        timed: dict[str, list[list[float]]] = {}
+        for template in templates:
+            entry = json.loads(json.dumps(template))
+            bench = entry["extra_info"]["bench"]
+            variant = bench["variant"]
+            bench["params"] = {"n": n}
+            entry["name"] = f"toy.square[n{n}-cpu-{variant}]"
+            entry["fullname"] = f"suites/toy.py::{entry['name']}"
+            per_call = 0.004 if variant == "reference" else 0.004 / ratio
+            trials = [[per_call * (1 + 0.002 * (i + j % 3)) for j in range(20)] for i in range(3)]
+            timed[variant] = trials
+            bench["trials"] = [{"trial": i, "rounds_s": t} for i, t in enumerate(trials)]
+            rounds = sorted(x for t in trials for x in t)
+            entry["stats"]["data"] = rounds
+            entry["stats"]["median"] = rounds[len(rounds) // 2]
+            entries.append(entry)
+        found = trial_speedup(timed["reference"], timed["fast"])
+        assert found is not None
+        entries[-1]["extra_info"]["bench"]["speedup"] = found.as_dict()
+    doc["benchmarks"] = entries
+    doc["datetime"] = when
+    (folder / name).write_text(json.dumps(doc))
+
+
+def test_speedups_that_move_as_much_as_every_speedup_are_not_steps(tmp_path: Path) -> None:
+    # Between runs 1 and 2 the speedups move by -6 % to +6 % (tight trial intervals that separate):
+    # a 12 % move among them is within three robust SDs of that spread, not a step; a 2x move is.
+    base = [2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+    moves = [1.12, 0.94, 1.06, 0.96, 1.04, 0.5, 1.0, 1.02]
+    _speedups_run(tmp_path, "1.json", "2026-11-01T00:00:00", base)
+    moved_base = [b * m for b, m in zip(base, moves, strict=True)]
+    _speedups_run(tmp_path, "2.json", "2026-11-02T00:00:00", moved_base)
+    history = load_history(tmp_path)
+    steps = {s.point: s.points[1].step for s in history.series if s.variant == "fast"}
+    assert steps == {f"n{n}": "slower" if n == 13 else "" for n in range(8, 16)}
+    moved = next(d for d in history.drifts if d.kind == SPEEDUPS)
+    assert moved.references == 8 and 0.03 < moved.spread < 0.08
+    # Without the drift rule the 12 % move would be a step: its intervals separate.
+    from bench.history import _raw_step
+
+    first, second = ({r.key: r for r in run.records} for run in history.runs)
+    key = ("toy.square", "n8", "cpu", "fast")
+    ref = ("toy.square", "n8", "cpu", "reference")
+    assert _raw_step(first[key], second[key], first[ref], second[ref]) == "faster"

@@ -397,3 +397,24 @@ def test_a_group_gets_more_trials_where_decide_asks_up_to_its_cap(tmp_path: Path
     asked.clear()
     # Asked for more than the cap: the cap.
     assert measured(9) == {"reference": 4, "same": 4, AA: 4} and asked == [2]
+
+
+def test_cycle_orders_are_balanced_over_trial_pairs_and_cycle_pairs() -> None:
+    # One cycle per trial (a slow group): over each pair of trials, of any two implementations
+    # each runs first once; with several cycles, the same within each pair of cycles. Independent
+    # shuffles put dcgan.checkpoint's reference before its A/A twin in all four one-cycle trials.
+    from itertools import combinations
+
+    from bench.trials import AA, cycle_order
+
+    names = ["reference", "a", "b", "c", AA]
+    for cycles in (1, 2, 4):
+        for pair in range(3):
+            orders = [cycle_order(names, "k", t, c) for t in (2 * pair, 2 * pair + 1) for c in range(cycles)]
+            for x, y in combinations(names, 2):
+                first = sum(o.index(x) < o.index(y) for o in orders)
+                assert 2 * first == len(orders), (x, y, cycles, orders)
+    # Shuffled, not one fixed order: the pairs of trials differ, and every position is someone's.
+    drawn = {tuple(cycle_order(names, "k", 2 * pair, 0)) for pair in range(20)}
+    assert len(drawn) > 10 and {o[0] for o in drawn} == set(names)
+    assert cycle_order(names, "k", 4, 2) == cycle_order(names, "k", 4, 2)  # seeded: every run alike

@@ -1,10 +1,15 @@
-"""Seeded data sets and trained weights that several benchmarks share, each built once per process."""
+"""Seeded data sets and trained weights that several benchmarks share, each built once per process;
+the trained weights are also kept on disk, so that the worker processes of a run train them once."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -58,24 +63,70 @@ def train_loader(size: str) -> Any:
     return make_loader(SequenceDataset(preprocess_all(xtr), ytr), batch_size=BATCH["default"], seed=0)
 
 
+State = dict[str, torch.Tensor]
+# Where trained weights are kept between processes (None: not kept; tests set it).
+WEIGHTS_DIR: Path | None = Path(tempfile.gettempdir()) / "qmann-weights"
+
+
+def _code_key() -> str:
+    """What the trained weights depend on: this package's code and torch's version."""
+    digest = hashlib.sha256(torch.__version__.encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _kept(name: str, train: Callable[[], State]) -> State:
+    """``train()``'s weights, read from WEIGHTS_DIR where a process of the same code wrote them.
+
+    Seeded single-thread training gives the same bits in every process, so reading them back is
+    training again without the seconds (qmann.inference's workers each trained two models, about
+    8 s of every worker). The key covers this package's code and torch's version."""
+    if WEIGHTS_DIR is None:
+        return train()
+    path = WEIGHTS_DIR / f"{name}-{_code_key()}.pt"
+    if path.exists():
+        with contextlib.suppress(Exception):  # a torn or foreign file: train instead
+            return dict(torch.load(path, weights_only=True))
+    state = train()
+    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(prefix=path.name, dir=WEIGHTS_DIR)
+    os.close(fd)
+    try:
+        torch.save(state, staging)
+        os.replace(staging, path)  # atomic: concurrent writers of the same weights race harmlessly
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staging)
+    return state
+
+
 @functools.lru_cache(maxsize=8)
-def _trained_state(size: str, recipe: str) -> dict[str, torch.Tensor]:
+def _trained_state(size: str, recipe: str) -> State:
     """Weights after TRAIN_EPOCHS epochs with a recipe ("fp32", "bf16")."""
-    model = build_model(config_for(size), seed=0)
-    with _training_context():
-        autocast = torch.bfloat16 if recipe == "bf16" else None
-        fit(model, train_loader(size), TRAIN_EPOCHS, lr=TRAIN_LR, autocast_dtype=autocast)
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def train() -> State:
+        model = build_model(config_for(size), seed=0)
+        with _training_context():
+            autocast = torch.bfloat16 if recipe == "bf16" else None
+            fit(model, train_loader(size), TRAIN_EPOCHS, lr=TRAIN_LR, autocast_dtype=autocast)
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    return _kept(f"model-{size}-{recipe}", train)
 
 
 @functools.lru_cache(maxsize=4)
-def _student_state(size: str) -> dict[str, torch.Tensor]:
+def _student_state(size: str) -> State:
     """The distilled student's weights (half the hidden size), taught by the fp32 model."""
-    teacher = trained(size, "cpu")
-    student = build_model(student_config(config_for(size)), seed=1)
-    with _training_context():
-        distill(teacher, student, train_loader(size), TRAIN_EPOCHS, lr=TRAIN_LR)
-    return {k: v.detach().clone() for k, v in student.state_dict().items()}
+
+    def train() -> State:
+        teacher = trained(size, "cpu")
+        student = build_model(student_config(config_for(size)), seed=1)
+        with _training_context():
+            distill(teacher, student, train_loader(size), TRAIN_EPOCHS, lr=TRAIN_LR)
+        return {k: v.detach().clone() for k, v in student.state_dict().items()}
+
+    return _kept(f"student-{size}", train)
 
 
 def trained(size: str, device: torch.device | str, recipe: str = "fp32") -> nn.Module:

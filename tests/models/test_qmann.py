@@ -495,3 +495,31 @@ def test_ddp_launch_is_cleaned_up_on_interrupt() -> None:
     with pytest.raises(KeyboardInterrupt):
         launch_ddp(2, size="test", steps=2, timeout_s=240, extra_args=["--hang", "--tag", tag])
     assert _tagged(tag) == []
+
+
+def test_trained_weights_kept_on_disk_are_the_ones_training_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The workers of a run read the weights one of them trained: they must be the same bits as
+    # training in the process, and a torn file must mean training again, not a failure.
+    from models.qmann import fixtures
+
+    def fresh(directory: Path | None) -> dict[str, torch.Tensor]:
+        monkeypatch.setattr(fixtures, "WEIGHTS_DIR", directory)
+        fixtures._trained_state.cache_clear()
+        return fixtures._trained_state("test", "fp32")
+
+    trained_here = fresh(None)
+    assert not list(tmp_path.iterdir())
+    written = fresh(tmp_path)
+    (kept,) = tmp_path.iterdir()
+    assert kept.name.startswith("model-test-fp32-")
+    read_back = fresh(tmp_path)
+    for state in (written, read_back):
+        assert state.keys() == trained_here.keys()
+        assert all(torch.equal(state[k], trained_here[k]) for k in state)
+    kept.write_bytes(b"torn")
+    again = fresh(tmp_path)
+    assert all(torch.equal(again[k], trained_here[k]) for k in again)
+    assert kept.stat().st_size > 100  # written again whole
+    fixtures._trained_state.cache_clear()

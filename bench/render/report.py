@@ -179,8 +179,8 @@ def _timing_method(run: Run, timing: Mapping[str, Any]) -> list[str]:
         "implementations in cycles of one round each, the order shuffled and mirrored (reversed in "
         "the next cycle and in the next trial), so no "
         "implementation is always first or always after the same one. Per trial: at least "
-        f"{trials.get('min_cycles', '?')} cycle(s) (the {timing.get('min_rounds', '?')} rounds of "
-        f"pytest-benchmark's minimum shared out over the trials) and about "
+        f"{trials.get('min_cycles', '?')} cycles (the {timing.get('min_rounds', '?')} rounds of "
+        f"pytest-benchmark's minimum shared out over the trials, two at least) and about "
         f"{timing.get('max_time_s', '?')} s ÷ {trials.get('per_item', '?')} of rounds per "
         "implementation" + _own_timing(run) + "; " + per_round,
         "- Median and IQR: over every round of every trial. **Speedup**: per trial, the median ratio of "

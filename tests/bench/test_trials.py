@@ -418,3 +418,29 @@ def test_cycle_orders_are_balanced_over_trial_pairs_and_cycle_pairs() -> None:
     drawn = {tuple(cycle_order(names, "k", 2 * pair, 0)) for pair in range(20)}
     assert len(drawn) > 10 and {o[0] for o in drawn} == set(names)
     assert cycle_order(names, "k", 4, 2) == cycle_order(names, "k", 4, 2)  # seeded: every run alike
+
+
+def test_a_cases_own_timing_is_shared_out_over_the_trials_at_two_cycles_at_least() -> None:
+    # A case's `benchmark` settings win over the run's, as its pytest-benchmark marker does; the
+    # minimum rounds are shared out over the trials, never below two cycles per trial.
+    from types import SimpleNamespace
+
+    from bench import Case, Grid
+    from bench.session import BenchSession
+    from bench.trials import MIN_CYCLES, cycles_per_trial
+
+    assert MIN_CYCLES == 2
+    assert [cycles_per_trial(r, 4) for r in (1, 5, 8, 9, 12)] == [2, 2, 2, 3, 3]
+    assert cycles_per_trial(10, 7) == 2 and cycles_per_trial(5, 0) == 5
+
+    run = {"benchmark_min_rounds": 5, "benchmark_max_time": "0.25", "benchmark_min_time": "0.0002"}
+    fake = SimpleNamespace(config=SimpleNamespace(getoption=run.__getitem__))
+
+    def case(**benchmark: float) -> Case:
+        return Case(name="toy.timing", setup=lambda p, d: {}, reference=lambda: None, variants={},
+                    grids={"quick": Grid(n=[1]), "full": Grid(n=[1])}, benchmark=benchmark)
+
+    plain = BenchSession.item_timing(fake, case())  # type: ignore[arg-type]
+    assert plain == {"min_rounds": 5, "max_time_s": 0.25, "min_time_s": 0.0002}
+    own = BenchSession.item_timing(fake, case(min_rounds=12, max_time=1.0))  # type: ignore[arg-type]
+    assert own == {"min_rounds": 12, "max_time_s": 1.0, "min_time_s": 0.0002}

@@ -154,6 +154,9 @@ def launch_ddp(
             sys.executable, "-m", "torch.distributed.run",
             "--nnodes=1", f"--nproc-per-node={nproc}", "--max-restarts=0",
             "--master-addr=127.0.0.1", f"--master-port={free_port()}",
+            # torchrun's own logs go here, deleted with the folder (by default it leaves a
+            # torchelastic_* folder in the system's temporary folder on every launch).
+            f"--log-dir={Path(tmp) / 'torchelastic'}",
             "-m", "models.qmann.ddp_train",
             "--size", size, "--steps", str(steps), "--warmup", str(warmup),
             "--batch-per-rank", str(batch_per_rank), "--out", str(out), *extra_args,

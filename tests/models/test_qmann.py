@@ -432,8 +432,14 @@ def _tagged(tag: str) -> list[psutil.Process]:
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_train_in_sync_and_failures_clean_up() -> None:
+def test_ddp_two_processes_train_in_sync_and_failures_clean_up(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # torchrun's temporary folders go where TMPDIR says; the launch must leave none behind (torch's
+    # compile cache, torchinductor_*, is a cache and may stay).
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     result = launch_ddp(2, size="test", steps=2, warmup=0, batch_per_rank=8, timeout_s=240)
+    assert list(tmp_path.glob("torchelastic_*")) == []
     assert result["world_size"] == 2 and result["global_batch"] == 16
     assert result["replica_max_abs_diff"] == 0.0
     assert result["samples_per_s"] > 0 and 0 <= result["comm_share"] <= 1
@@ -449,6 +455,7 @@ def test_ddp_two_processes_train_in_sync_and_failures_clean_up() -> None:
             extra_args=["--fail-rank", "1", "--tag", tag],
         )
     assert _tagged(tag) == []
+    assert list(tmp_path.glob("torchelastic_*")) == []
 
 
 # Imported by every process of the launch; a torchrun worker (LOCAL_RANK set) leaves a file

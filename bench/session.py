@@ -22,7 +22,7 @@ from bench.calls import Caller
 from bench.case import REFERENCE, Case
 from bench.claims import claims_at, trials_to_decide
 from bench.device import DevicePlan, plan_devices
-from bench.environment import describe, load_average
+from bench.environment import cpu_times, describe, load_average, steal_share
 from bench.execute import Executor, ItemSpec, new_record
 from bench.journal import Group, Journal, journal_path, read_journal
 from bench.options import RunOptions
@@ -55,6 +55,7 @@ class BenchSession:
         self.item_cases: dict[str, Case] = {}
         self.started = time.time()
         self.load_at_start = load_average()
+        self.cpu_at_start = cpu_times()
         # The selected implementations of each group, and the group measured last.
         self.group_variants: dict[Group, list[str]] = {}
         self._outcomes: dict[Group, dict[str, Outcome]] = {}
@@ -308,6 +309,7 @@ class BenchSession:
             "environment": {
                 **describe(self.plan.run, measure=True, cwd=self.config.rootpath),
                 "load_average": {"start": self.load_at_start, "end": load_average()},
+                "cpu_steal": steal_share(self.cpu_at_start, cpu_times()),
             },
             "timing": self.timing_options(),
             "selection": {

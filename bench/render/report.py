@@ -8,7 +8,7 @@ from typing import Any
 
 from bench.claims import VERDICTS, ClaimResult
 from bench.compare import Comparison
-from bench.environment import is_busy
+from bench.environment import CONTENDED_STEAL, is_busy
 from bench.render import format as fmt
 from bench.render.markdown import claims_table, comparison_tables, escape, table
 from bench.results import Run
@@ -58,6 +58,18 @@ def _environment(run: Run) -> list[str]:
             line += (
                 f" — **busy machine**: other processes kept more than half of its {cores} cores busy, "
                 "so absolute times are inflated and noisy (ratios less so)"
+            )
+        lines.append(line)
+    steal = env.get("cpu_steal")
+    if steal is not None:
+        line = (
+            f"- **CPU steal**: {fmt.number(100 * steal, 2)} % of the cores' time during the run went to "
+            "the host's other guests"
+        )
+        if steal > CONTENDED_STEAL:
+            line += (
+                " — **contended host**: a virtual machine's cores were taken away while it ran (its "
+                "load average does not show it), so times are inflated and intervals wider than idle"
             )
         lines.append(line)
     selection = run.info.get("selection") or {}

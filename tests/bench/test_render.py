@@ -84,6 +84,35 @@ def test_busy_machine_is_other_work_not_the_run_itself() -> None:
     assert not is_busy({"start": None, "end": None}, threads=2, cores=2)
 
 
+def test_cpu_steal_is_read_from_proc_stat_and_a_contended_host_is_said(tmp_path: Path) -> None:
+    from bench.environment import cpu_times, steal_share
+
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 50 0 25 400 5 0 2 18 0 0\n")
+    start = cpu_times(stat)
+    assert start == (100, 0, 50, 800, 10, 0, 5, 35)
+    stat.write_text("cpu  400 0 100 1050 10 0 5 335 0 0\n")
+    # 300 of the 900 ticks between the readings were stolen.
+    assert steal_share(start, cpu_times(stat)) == pytest.approx(1 / 3)
+    assert steal_share(start, None) is None and steal_share(start, start) is None
+    stat.write_text("intr 1 2 3\n")
+    assert cpu_times(stat) is None and cpu_times(tmp_path / "missing") is None
+
+    def report(steal: float | None) -> str:
+        doc = sample_document()
+        doc["bench"]["environment"]["cpu_steal"] = steal
+        path = tmp_path / "run.json"
+        path.write_text(json.dumps(doc))
+        run = load_run(path)
+        return render_report([run], compare_runs([run]), [])
+
+    busy = report(0.29)
+    assert "- **CPU steal**: 29 % of the cores' time" in busy and "**contended host**" in busy
+    quiet = report(0.012)
+    assert "- **CPU steal**: 1.2 %" in quiet and "contended" not in quiet
+    assert "CPU steal" not in report(None)
+
+
 def test_gpu_utilisation_column_only_where_nvml_sampled(tmp_path: Path) -> None:
     from bench.render.markdown import comparison_tables
 

@@ -22,7 +22,7 @@ from models.dcgan import (
     StepLosses,
     StepOptions,
     TrainConfig,
-    build_models,
+    build_generator,
     build_training,
     checkpoint_roundtrip,
     ema_bytes,
@@ -228,7 +228,7 @@ register(Case(
 
 def ema_setup(params: Mapping[str, Any], device: str) -> dict[str, Any]:
     config = DCGANConfig(width=params["width"])
-    generator, _ = build_models(config, seed=0, device=device)
+    generator = build_generator(config, seed=0, device=device)  # build_models' G, without D
     ema = ema_copy(generator)
     # A trained EMA lags the weights; start it off them so every update changes every number.
     noise = torch.Generator().manual_seed(1)

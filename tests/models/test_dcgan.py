@@ -22,6 +22,7 @@ from models.dcgan import (
     SelfAttention,
     StepOptions,
     TrainConfig,
+    build_generator,
     build_models,
     build_training,
     checkpoint_roundtrip,
@@ -126,6 +127,9 @@ def test_models_are_seeded() -> None:
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    # The generator alone is build_models' generator, spectral-norm vectors included.
+    alone = build_generator(DCGANConfig(width=SMALL), seed=3).state_dict()
+    assert alone.keys() == sa.keys() and all(torch.equal(sa[k], alone[k]) for k in sa)
 
 
 def test_bad_inputs_raise_clear_errors() -> None:

@@ -56,8 +56,14 @@ def others_load(load: Mapping[str, float | None], threads: int) -> float | None:
     return max(parts) if parts else None
 
 
-def is_busy(load: Mapping[str, float | None], threads: int, cores: int) -> bool:
-    """Whether other processes took a real share of the cores: more than half of them."""
+def is_busy(
+    load: Mapping[str, float | None], threads: int, cores: int, others_cpu: float | None = None
+) -> bool:
+    """Whether other processes took a real share of the cores: more than half of them. From
+    ``others_cpu`` (``others_share``) where the run recorded it; else from the load averages,
+    which count a run that ended just before this one as other work at its start."""
+    if others_cpu is not None:
+        return others_cpu > 0.5
     others = others_load(load, threads)
     return bool(cores) and others is not None and others > cores / 2
 
@@ -81,6 +87,25 @@ def steal_share(start: Sequence[int] | None, end: Sequence[int] | None) -> float
         return None
     total = sum(end) - sum(start)
     return (end[7] - start[7]) / total if total > 0 else None
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have ended (workers, their own
+    children once reaped): what a run takes of the cores itself."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def others_share(start: Sequence[int] | None, end: Sequence[int] | None, own_s: float) -> float | None:
+    """The share of the cores' time between two ``cpu_times`` readings that processes other than
+    this run (``own_s`` CPU seconds in between) kept busy: user, nice, system and interrupt time,
+    less the run's own."""
+    if start is None or end is None:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = (sum(end) - sum(start)) / ticks
+    busy = sum(end[i] - start[i] for i in (0, 1, 2, 5, 6)) / ticks
+    return max(0.0, busy - own_s) / total if total > 0 else None
 
 
 # Steal above this share of the cores' time marks a contended host in the report (the 2-core VMs

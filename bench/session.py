@@ -22,7 +22,7 @@ from bench.calls import Caller
 from bench.case import REFERENCE, Case
 from bench.claims import claims_at, trials_to_decide
 from bench.device import DevicePlan, plan_devices
-from bench.environment import cpu_times, describe, load_average, steal_share
+from bench.environment import cpu_times, describe, load_average, others_share, own_cpu_seconds, steal_share
 from bench.execute import Executor, ItemSpec, new_record
 from bench.journal import Group, Journal, journal_path, read_journal
 from bench.options import RunOptions
@@ -56,6 +56,7 @@ class BenchSession:
         self.started = time.time()
         self.load_at_start = load_average()
         self.cpu_at_start = cpu_times()
+        self.own_cpu_at_start = own_cpu_seconds()
         # The selected implementations of each group, and the group measured last.
         self.group_variants: dict[Group, list[str]] = {}
         self._outcomes: dict[Group, dict[str, Outcome]] = {}
@@ -297,6 +298,9 @@ class BenchSession:
                         "reason": claim.reason,
                     }
                 )
+        environment = describe(self.plan.run, measure=True, cwd=self.config.rootpath)
+        # After the measured limits, which are this run's own work too.
+        cpu_end, own_s = cpu_times(), own_cpu_seconds() - self.own_cpu_at_start
         return {
             "schema": SCHEMA,
             "harness_version": __version__,
@@ -307,9 +311,10 @@ class BenchSession:
                 "skipped": [{"device": d, "reason": r} for d, r in self.plan.skipped],
             },
             "environment": {
-                **describe(self.plan.run, measure=True, cwd=self.config.rootpath),
+                **environment,
                 "load_average": {"start": self.load_at_start, "end": load_average()},
-                "cpu_steal": steal_share(self.cpu_at_start, cpu_times()),
+                "cpu_steal": steal_share(self.cpu_at_start, cpu_end),
+                "cpu_others": others_share(self.cpu_at_start, cpu_end, own_s),
             },
             "timing": self.timing_options(),
             "selection": {

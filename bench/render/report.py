@@ -46,15 +46,21 @@ def _environment(run: Run) -> list[str]:
     for device, peak in (env.get("peak") or {}).items():
         lines.append(_limits(device, peak))
     load = env.get("load_average") or {}
-    if any(v is not None for v in load.values()):
+    others = env.get("cpu_others")
+    if any(v is not None for v in load.values()) or others is not None:
         start, end = (fmt.number(load.get(k)) for k in ("start", "end"))
         line = (
             f"- **Load average** (1 min): {start} at the start, {end} at the end "
             "(this run's own threads included)"
         )
+        if others is not None:
+            line += (
+                f"; other processes used {fmt.number(100 * others, 2)} % of the cores' time during "
+                "the run (the machine's busy time in /proc/stat less this run's own processes)"
+            )
         cores = int(env.get("cpu_count") or 0)
         threads = int((run.info.get("trials") or {}).get("threads") or env.get("threads") or 1)
-        if is_busy(load, threads, cores):
+        if is_busy(load, threads, cores, others):
             line += (
                 f" — **busy machine**: other processes kept more than half of its {cores} cores busy, "
                 "so absolute times are inflated and noisy (ratios less so)"

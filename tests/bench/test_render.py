@@ -113,6 +113,34 @@ def test_cpu_steal_is_read_from_proc_stat_and_a_contended_host_is_said(tmp_path:
     assert "CPU steal" not in report(None)
 
 
+def test_other_processes_share_leaves_the_runs_own_time_out(tmp_path: Path) -> None:
+    import os
+
+    from bench.environment import is_busy, others_share
+
+    hz = os.sysconf("SC_CLK_TCK")
+    start = (0, 0, 0, 0, 0, 0, 0, 0)
+    # 10 s of two cores (20 s): 12 s busy (user 9, system 2, softirq 1), 7 s idle, 1 s stolen.
+    end = (9 * hz, 0, 2 * hz, 7 * hz, 0, 0, 1 * hz, 1 * hz)
+    assert others_share(start, end, own_s=10.0) == pytest.approx(2 / 20)
+    assert others_share(start, end, own_s=14.0) == 0.0  # children counted late: never below 0
+    assert others_share(None, end, own_s=1.0) is None
+    # A run right after another: the 1-minute load at its start is the earlier run's. Where the
+    # run measured what others used, that decides.
+    assert is_busy({"start": 1.3, "end": 1.5}, threads=1, cores=2)
+    assert not is_busy({"start": 1.3, "end": 1.5}, threads=1, cores=2, others_cpu=0.02)
+    assert is_busy({"start": 0.1, "end": 1.1}, threads=1, cores=2, others_cpu=0.6)
+
+    doc = sample_document()
+    doc["bench"]["environment"]["load_average"] = {"start": 1.3, "end": 1.54}
+    doc["bench"]["environment"]["cpu_others"] = 0.021
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(doc))
+    run = load_run(path)
+    text = render_report([run], compare_runs([run]), [])
+    assert "other processes used 2.1 % of the cores' time" in text and "busy machine" not in text
+
+
 def test_gpu_utilisation_column_only_where_nvml_sampled(tmp_path: Path) -> None:
     from bench.render.markdown import comparison_tables
 

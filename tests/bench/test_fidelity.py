@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from bench.results import load_run
 from .conftest import DATA, harness_env, run_in
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "fidelity.py"
+TOLERANCE = 0.25  # the loose check's bound on the harness's median against timeit's
 
 
 def test_recorded_median_is_the_per_call_cost(toy_project: Path) -> None:
@@ -69,7 +71,7 @@ def test_wall_clock_median_is_loosely_timeits() -> None:
             sys.executable,
             str(TOOL),
             "--tolerance",
-            "0.25",
+            str(TOLERANCE),
             "--max-time",
             "0.3",
             "--timeit-budget",
@@ -84,6 +86,13 @@ def test_wall_clock_median_is_loosely_timeits() -> None:
         text=True,
         timeout=300,
     )
+    drifts = [float(d) / 100 for d in re.findall(r"median drift (\d+(?:\.\d+)?)%", proc.stdout)]
+    if proc.returncode != 0 and drifts and max(drifts) > TOLERANCE / 2:
+        # timeit's own brackets, before and after each harness run, moved by more than half the
+        # tolerance: the machine (a neighbour on the host, which neither load nor steal need
+        # show) is too noisy for two timing methods to be compared at 25 %. Seen once on the
+        # 2-core Xeon VM (2026-12-03): timeit against itself 21 % and 30 %, worst deviation 38 %.
+        pytest.skip(f"timeit moved by up to {max(drifts):.0%} against itself: too noisy to compare")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "fidelity.matmul    median ratio over 3 pairs" in proc.stdout, proc.stdout
     assert "fidelity.python    median ratio over 3 pairs" in proc.stdout, proc.stdout

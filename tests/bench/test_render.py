@@ -101,9 +101,7 @@ def test_cpu_steal_is_read_from_proc_stat_and_a_contended_host_is_said(tmp_path:
     def report(steal: float | None) -> str:
         doc = sample_document()
         doc["bench"]["environment"]["cpu_steal"] = steal
-        path = tmp_path / "run.json"
-        path.write_text(json.dumps(doc))
-        run = load_run(path)
+        run = _loaded(tmp_path, doc)
         return render_report([run], compare_runs([run]), [])
 
     busy = report(0.29)
@@ -134,9 +132,7 @@ def test_other_processes_share_leaves_the_runs_own_time_out(tmp_path: Path) -> N
     doc = sample_document()
     doc["bench"]["environment"]["load_average"] = {"start": 1.3, "end": 1.54}
     doc["bench"]["environment"]["cpu_others"] = 0.021
-    path = tmp_path / "run.json"
-    path.write_text(json.dumps(doc))
-    run = load_run(path)
+    run = _loaded(tmp_path, doc)
     text = render_report([run], compare_runs([run]), [])
     assert "other processes used 2.1 % of the cores' time" in text and "busy machine" not in text
 

@@ -7,8 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats as sps
-
 from bench.case import CLAIM_METRICS, MEMORY_METRICS, Case, Claim, point_id
 from bench.compare import peak_bytes, peak_samples, speedup
 from bench.results import Record, Run
@@ -243,6 +241,8 @@ def _half_width_factor(trials: int, confidence: float = 0.95) -> float:
     """How an interval over ``trials`` trials scales with their number (bench.stats.trial_speedup:
     Student's t with n-1 degrees of freedom times a bootstrap standard error of the mean of n
     trials, about sd * sqrt(n - 1) / n)."""
+    from scipy import stats as sps  # imported on use (bench.stats says why)
+
     return float(sps.t.ppf(0.5 + confidence / 2, trials - 1)) * math.sqrt(trials - 1) / trials
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench.launcher import launch
+
 DATA = Path(__file__).parent / "data"
 PLUGINS = DATA / "plugins"
 
@@ -41,10 +43,14 @@ def toy_project(tmp_path: Path) -> Path:
 
 
 def run_in(
-    project: Path, *args: str, behaviour: str = "", timeout: float = 240
+    project: Path, *args: str, behaviour: str = "", timeout: float = 240, fresh: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command of this interpreter's environment inside a temporary project."""
+    """Run ``python ARGS`` of this interpreter's environment inside a temporary project: forked
+    from a process that has imported torch, pytest and the harness (tests/bench/launcher.py), or,
+    with ``fresh``, in a new interpreter (where what it imports is the point)."""
     env = harness_env(TOY_BEHAVIOUR=behaviour, COLUMNS="200")
+    if not fresh:
+        return launch(args, project, env, timeout)
     return subprocess.run(
         [sys.executable, *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout
     )

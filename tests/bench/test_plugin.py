@@ -207,7 +207,7 @@ def test_loading_the_plugin_imports_nothing_heavy(tmp_path: Path) -> None:
         "assert 'bench.plugin' in sys.modules, 'the plugin did not load'\n"
         f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules], int(code))\n"
     )
-    proc = run_in(project, "-c", script)
+    proc = run_in(project, "-c", script, fresh=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "HEAVY [] 0" in proc.stdout, proc.stdout
 
@@ -218,7 +218,7 @@ def test_declared_suites_load_the_harness(toy_project: Path) -> None:
         "pytest.main(['--co', '-q', '-p', 'no:cacheprovider', '--benchmark-only'])\n"
         "print('TORCH', 'torch' in sys.modules)\n"
     )
-    proc = run_in(toy_project, "-c", script)
+    proc = run_in(toy_project, "-c", script, fresh=True)
     assert "TORCH True" in proc.stdout and "toy.square[n8-cpu-reference]" in proc.stdout, proc.stdout
 
 

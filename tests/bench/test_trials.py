@@ -17,6 +17,7 @@ import pytest
 from bench.journal import journal_path, read_journal
 from bench.stats import trial_speedup
 from tests.bench.conftest import harness_env
+from tests.bench.launcher import launch
 
 FAULTS_SUITE = """
 import ctypes
@@ -118,14 +119,7 @@ def _project(tmp_path: Path, suite: str, name: str) -> Path:
 
 
 def _bench(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bench.cli", *args],
-        cwd=project,
-        env=harness_env(COLUMNS="200", **(env or {})),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    return launch(["-m", "bench.cli", *args], project, harness_env(COLUMNS="200", **(env or {})), 400)
 
 
 # `bench run` on the faults suite, each in its own project: the arguments of two tests' runs.

@@ -6,10 +6,15 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
+import psutil
 import pytest
 
+from bench.counts import ItemCount, count_items
 from tests.bench.launcher import launch
 
 DATA = Path(__file__).parent / "data"
@@ -54,3 +59,66 @@ def run_in(
     return subprocess.run(
         [sys.executable, *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+COUNTED = "suites/toy.py::toy.square[n{}-cpu-{}]"
+COUNTED_IDS = [COUNTED.format(n, v) for n, v in ((8, "reference"), (8, "reference"), (16, "reference"))]
+COUNTED_IDS += [COUNTED.format(8, "nonexistent"), COUNTED.format(8, "forks")]
+
+
+def counting_passes(project: Path) -> list[Future[tuple[list[ItemCount], dict]]]:
+    """Two counting passes of COUNTED_IDS in ``project``, side by side (one core each: valgrind
+    runs one thread, and a count does not follow the load). ``early_counts`` starts them with
+    the session where test_counts_repeat_and_see_more_work is selected: the session's other
+    tests overlap their 50 s."""
+    pool = ThreadPoolExecutor(2)
+
+    def one_pass() -> tuple[list[ItemCount], dict]:
+        return count_items(
+            COUNTED_IDS,
+            ["--benchmark-only", "--bench-device=cpu"],
+            rootdir=project,
+            limit_s=120,
+            env={"TOY_BEHAVIOUR": "spawn"},
+        )
+
+    futures = [pool.submit(one_pass) for _ in range(2)]
+    pool.shutdown(wait=False)
+    # Until both have started valgrind, with this process's environment as it is now: a later test
+    # that changes the environment (monkeypatch of PATH, TMPDIR) must not reach into their start.
+    deadline = time.monotonic() + 60
+    me = psutil.Process()
+    while time.monotonic() < deadline and not all(f.done() for f in futures):
+        started = [p for p in me.children() if "valgrind" in " ".join(_cmdline(p))]
+        if len(started) >= 2:
+            break
+        time.sleep(0.05)
+    return futures
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def early_counts(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[Future[tuple[list[ItemCount], dict]]]]:
+    """The counting passes of test_counts_repeat_and_see_more_work, started with the session's
+    first test where that test is selected and valgrind is installed (else none)."""
+    selected = any(item.name == "test_counts_repeat_and_see_more_work" for item in request.session.items)
+    ready = selected and shutil.which("valgrind") is not None
+    futures = counting_passes(make_toy_project(tmp_path_factory.mktemp("counted"))) if ready else []
+    yield futures
+    for future in futures:
+        future.cancel()
+
+
+@pytest.fixture
+def counts_finished(early_counts: list[Future[tuple[list[ItemCount], dict]]]) -> None:
+    """For a test that times against something else (timeit): the early counting passes, which
+    keep both cores busy, are over before it starts."""
+    wait(early_counts)

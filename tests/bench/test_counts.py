@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,6 @@ from bench.counts import (
     PINNED_ENV,
     CountsUnavailable,
     ItemCount,
-    count_items,
     counting_env,
     merge_into,
     parse_callgrind,
@@ -101,7 +100,7 @@ def test_merge_writes_counts_into_records_and_the_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
-def test_counts_repeat_and_see_more_work(toy_project: Path) -> None:
+def test_counts_repeat_and_see_more_work(early_counts: list[Future[tuple[list[ItemCount], dict]]]) -> None:
     """Under callgrind for real, twice. Two counting processes agree within 1 %, the gate's default
     threshold, and so does the same item counted twice in one process; a larger matrix costs more
     instructions; an unknown item and one whose call forks get a reason, not a failed pass. About
@@ -111,22 +110,7 @@ def test_counts_repeat_and_see_more_work(toy_project: Path) -> None:
     moved as much, up to 0.67 % in eleven passes from two project paths): the counting process's
     heap after collection depends a little on what its collection did. The CI gate's threshold
     (2 %) is set from the same jitter."""
-    item = "suites/toy.py::toy.square[n{}-cpu-{}]"
-    ids = [item.format(8, "reference"), item.format(8, "reference"), item.format(16, "reference")]
-    ids += [item.format(8, "nonexistent"), item.format(8, "forks")]
-
-    def one_pass(_: int) -> tuple[list[ItemCount], dict]:
-        return count_items(
-            ids,
-            ["--benchmark-only", "--bench-device=cpu"],
-            rootdir=toy_project,
-            limit_s=120,
-            env={"TOY_BEHAVIOUR": "spawn"},
-        )
-
-    # Side by side, one core each (valgrind runs one thread): a count does not follow the load.
-    with ThreadPoolExecutor(2) as pool:
-        passes = list(pool.map(one_pass, range(2)))
+    passes = [future.result(timeout=600) for future in early_counts]
     (first, context), (second, _) = passes
     assert [c.reason for c in first[:3]] == [None, None, None]
     values = [c.instructions_per_call or 0.0 for c in first[:3]]

@@ -26,7 +26,7 @@ TOOL = Path(__file__).resolve().parents[2] / "tools" / "fidelity.py"
 TOLERANCE = 0.25  # the loose check's bound on the harness's median against timeit's
 
 
-def test_recorded_median_is_the_per_call_cost(toy_project: Path) -> None:
+def test_recorded_median_is_the_per_call_cost(toy_project: Path, counts_finished: None) -> None:
     shutil.copy(DATA / "clock_suite.py", toy_project / "suites" / "clock.py")
     (toy_project / "suites" / "toy.py").unlink()
     out = toy_project / "clock.json"
@@ -59,7 +59,7 @@ def test_recorded_median_is_the_per_call_cost(toy_project: Path) -> None:
     assert raw["clock.fixed_cost[n1-cpu-reference]"]["iterations"] >= 3, raw
 
 
-def test_wall_clock_median_is_loosely_timeits() -> None:
+def test_wall_clock_median_is_loosely_timeits(counts_finished: None) -> None:
     """The loose version of tools/fidelity.py: three bracketed pairs, median ratio within 25 %."""
     cores = os.cpu_count() or 1
     if os.getloadavg()[0] > cores:

@@ -15,6 +15,7 @@ is run as one, with ``fresh=True`` in ``run_in``.
 from __future__ import annotations
 
 import functools
+import json
 import multiprocessing
 import os
 import runpy
@@ -36,16 +37,11 @@ def _context() -> multiprocessing.context.ForkServerContext:
 
 @functools.cache
 def _base_path() -> tuple[str, ...]:
-    """A fresh interpreter's sys.path after its first entry, with no PYTHONPATH."""
+    """A fresh interpreter's sys.path after its first entry, without PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run(
-        [sys.executable, "-S", "-c", "import site, sys; site.main(); print(repr(sys.path[1:]))"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return tuple(eval(out))  # a repr of a list of strings, from this interpreter
+    script = "import json, sys; print(json.dumps(sys.path[1:]))"
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    return tuple(json.loads(out.stdout))
 
 
 def _child(

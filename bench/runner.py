@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench.options import RunOptions
-from bench.plugin import suites_of
+from bench.plugin import session_of, suites_of
 
 
 @dataclass
@@ -43,6 +44,7 @@ class _Reporter:
         self.done = 0
         self.started = time.perf_counter()
         self.outcomes: dict[str, str] = {}
+        self.config: pytest.Config | None = None
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -70,6 +72,26 @@ class _Reporter:
             )
             self.progress.start()
             self.task = self.progress.add_task("benchmarks", total=len(session.items), item="")
+        if self.console is not None and not session.config.option.collectonly:
+            self.config = session.config
+            try:
+                session_of(session.config).on_check = self.checked
+            except KeyError:  # the harness's plugin is not active in this pass
+                pass
+
+    def checked(self, done: int, total: int, group: str) -> None:
+        """A group checked ahead of the trials (bench.session.BenchSession.check_ahead), which
+        happens inside an item's call: pytest's output capture is suspended to say so."""
+        capture = self.config.pluginmanager.getplugin("capturemanager") if self.config else None
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            if self.progress is not None:
+                self.progress.update(self.task, item=f"checking {done}/{total}: {escape(group)}")
+                self.progress.refresh()  # now, while the capture is off (the bar's thread draws under it)
+            elif self.console is not None:
+                elapsed = time.perf_counter() - self.started
+                # escaped: rich would take "[checks ...]" for a style tag
+                line = escape(f"[checks {done}/{total} {elapsed:6.0f} s] checked {group}")
+                self.console.print(line, highlight=False)
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         if self.progress is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -29,9 +30,22 @@ from bench.options import RunOptions
 from bench.plugin import SPEC_KEY
 from bench.results import SCHEMA, Record
 from bench.stats import trial_speedup
-from bench.trials import AA, Outcome, TrialSettings, cycles_per_trial, measure_group, timer_precision
+from bench.trials import (
+    AA,
+    Job,
+    Outcome,
+    TrialSettings,
+    check_groups,
+    cycles_per_trial,
+    group_job,
+    measure_group,
+    timer_precision,
+)
 
 __all__ = ["BenchSession", "ItemSpec"]
+
+# Check workers at a time, at most (BenchSession.check_width).
+CHECK_WIDTH = 4
 
 
 class BenchSession:
@@ -60,6 +74,13 @@ class BenchSession:
         # The selected implementations of each group, and the group measured last.
         self.group_variants: dict[Group, list[str]] = {}
         self._outcomes: dict[Group, dict[str, Outcome]] = {}
+        # The groups whose checks may run ahead, several at a time (``check_ahead``): the first
+        # item of each, in run order; and the checks done ahead, with the job they were done for.
+        self._ahead: dict[Group, tuple[ItemSpec, pytest.Item]] = {}
+        self._checked: dict[Group, tuple[Job, dict[str, Outcome]]] = {}
+        # Told (checked, to check, seconds) as each check done ahead ends: the runner's progress.
+        self.on_check: Callable[[int, int, str], None] | None = None
+        self.check_ahead_s: float | None = None  # the wall time of the checks done ahead
         # The journal this run appends to (a resumed run's groups start out as measured).
         self.journal: Journal | None = None
         self._warmed = False
@@ -139,19 +160,20 @@ class BenchSession:
             return self._outcomes[spec.group]
         names = self.group_variants.get(spec.group) or [spec.variant]
         settings = self.trial_settings(spec, timed)
-        if not self._warmed:
-            # What workers would each import again, imported here once before any fork (neither
-            # starts a thread). torch.optim imports torch._dynamo (~800 modules) on the first
-            # optimizer a process builds: 1.5-1.8 s of every worker of a training case on a 2-core
-            # VM. FlopCounterMode imports sympy on first use: ~3 s of every check worker (an op
-            # on two elements).
-            importlib.import_module("torch._dynamo")
-
-            if self.options.probes:
-                from bench.probes import count_flops
-
-                count_flops(lambda: torch.ones(2) + 1)
-            self._warmed = True
+        self._warm_up()
+        job = group_job(
+            item.path,
+            self.config.rootpath,
+            spec.case.name,
+            spec.params,
+            spec.device,
+            names,
+            self.options,
+            settings,
+        )
+        if spec.group in self._ahead and spec.group not in self._checked:
+            self.check_ahead(timed)
+        ahead = self._checked.pop(spec.group, None)
         found = measure_group(
             item.path,
             self.config.rootpath,
@@ -163,11 +185,70 @@ class BenchSession:
             settings,
             worker_seconds=self.worker_seconds,
             decide=self._decide(spec),
+            # A check done ahead for another job (this item's settings differ) is done again.
+            checked=ahead[1] if ahead is not None and ahead[0] == job else None,
         )
         self._outcomes[spec.group] = found
         if self.journal is not None and timed:
             self.journal.write(spec.group, found)
         return found
+
+    def _warm_up(self) -> None:
+        """What workers would each import again, imported here once before any fork (neither
+        starts a thread). torch.optim imports torch._dynamo (~800 modules) on the first optimizer
+        a process builds: 1.5-1.8 s of every worker of a training case on a 2-core VM.
+        FlopCounterMode imports sympy on first use: ~3 s of every check worker (an op on two
+        elements)."""
+        if self._warmed:
+            return
+        importlib.import_module("torch._dynamo")
+        if self.options.probes:
+            from bench.probes import count_flops
+
+            count_flops(lambda: torch.ones(2) + 1)
+        self._warmed = True
+
+    def check_width(self) -> int:
+        """Check workers at a time: one per core their threads leave (at most CHECK_WIDTH); one
+        where traces are recorded (a trace times its calls)."""
+        if self.traces is not None:
+            return 1
+        return max(1, min(CHECK_WIDTH, (os.cpu_count() or 1) // self.options.worker_threads))
+
+    def check_ahead(self, timed: bool) -> None:
+        """Check every group still queued (``_ahead``), ``check_width`` at a time, before any of
+        them is timed: trials then run alone, one after another, as before."""
+        queued = [(g, spec, item) for g, (spec, item) in self._ahead.items() if g not in self._outcomes]
+        self._ahead = {}
+        jobs = []
+        for _, spec, item in queued:
+            names = self.group_variants.get(spec.group) or [spec.variant]
+            jobs.append(
+                group_job(
+                    item.path,
+                    self.config.rootpath,
+                    spec.case.name,
+                    spec.params,
+                    spec.device,
+                    names,
+                    self.options,
+                    self.trial_settings(spec, timed),
+                )
+            )
+        started = time.perf_counter()
+        finished = 0
+
+        def done(index: int) -> None:
+            nonlocal finished
+            finished += 1
+            if self.on_check is not None:
+                group = queued[index][0]
+                self.on_check(finished, len(jobs), f"{group[0]}[{group[1]}-{group[2]}]")
+
+        checks = check_groups(jobs, self.check_width(), self.worker_seconds, done)
+        for (group, _, _), job, found in zip(queued, jobs, checks, strict=True):
+            self._checked[group] = (job, found)
+        self.check_ahead_s = time.perf_counter() - started
 
     def _decide(self, spec: ItemSpec) -> Callable[[dict[str, Outcome]], int] | None:
         """For a group that claims are judged on: how many trials in all would decide those that
@@ -235,12 +316,23 @@ class BenchSession:
         # claims audit).
         self.cases = {}
         self.group_variants = {}
+        self._ahead = {}
         for item in session.items:
             case = self.item_cases.get(item.nodeid)
             if case is not None:
                 self.cases.setdefault(case.name, case)
                 spec: ItemSpec = item.stash[SPEC_KEY]
                 self.group_variants.setdefault(spec.group, []).append(spec.variant)
+                if (
+                    spec.device == "cpu"
+                    and spec.group not in self._outcomes  # not measured already (a resumed run)
+                    and spec.group not in self._ahead
+                    and item.get_closest_marker("skip") is None
+                    and item.get_closest_marker("skipif") is None
+                ):
+                    self._ahead[spec.group] = (spec, item)
+        if len(self._ahead) < 2 or self.check_width() < 2:
+            self._ahead = {}  # nothing to run side by side: each group is checked when it is reached
         self.left_out = {}
         left_out_by_markers = _marker_filter(self.config, self.options.marker_expression)
         for item in self.deselected:
@@ -336,6 +428,10 @@ class BenchSession:
                 "resumed_from": str(self.options.resume) if self.options.resume else None,
                 "journal": str(self.journal.path) if self.journal is not None else None,
                 "workers": _worker_summary(self.worker_seconds),
+                # Checks run ahead of the trials, side by side: how many at a time, wall seconds.
+                "checks_ahead": {"width": self.check_width(), "wall_s": self.check_ahead_s}
+                if self.check_ahead_s is not None
+                else None,
             },
             "started": self.started,
             "finished": time.time(),

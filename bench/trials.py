@@ -27,13 +27,14 @@ import functools
 import gc
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import random
 import resource
 import signal
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -148,74 +149,153 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+class _Running:
+    """A worker in flight: its process and pipe, the messages read so far, its deadline.
+
+    The parent reads every running worker's pipe in one loop (``_drive``), never in threads: a
+    worker is forked from the parent, and a fork from a process with threads can copy a lock
+    another thread holds.
+    """
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.began = time.perf_counter()
+        ctx: Any = multiprocessing.get_context(job.settings.start)
+        self.receiver, sender = ctx.Pipe(duplex=False)
+        self.in_flight = ctx.Value("i", -1, lock=False)
+        self.process = ctx.Process(
+            target=_worker_main, args=(job, sender, self.in_flight), name=f"bench-{job.phase}"
+        )
+        if job.settings.start == "fork":
+            # The parent's objects out of the collector's reach: a collection in the child would
+            # otherwise touch (and so copy) every page of the parent's heap.
+            gc.freeze()
+        self.process.start()
+        sender.close()
+        self.messages: list[tuple[Any, ...]] = []
+        self.limit = job.settings.time_limit_s
+        self.deadline = time.monotonic() + self.limit
+        self.failure: dict[str, Any] | None = None
+        self.done = False
+        self.over = False  # no more messages to read: done, failed, or the pipe closed
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def read(self) -> None:
+        """Take one message (the pipe is ready to read), or the end of the pipe."""
+        try:
+            message = self.receiver.recv()
+        except EOFError:
+            self.over = True  # the worker is gone: its exit code says how
+            return
+        self.messages.append(message)
+        kind = message[0]
+        if kind == "fatal":
+            self.failure = {"kind": "exception", "message": f"the worker failed: {message[1]}"}
+        if kind == "timing":
+            # The cycles: every implementation's budget, plus one limit for a slow round.
+            self.deadline = time.monotonic() + self.limit + message[1]
+        elif kind == "done":
+            self.done = self.over = True
+        else:
+            self.deadline = time.monotonic() + self.limit
+
+    def expire(self) -> None:
+        """Kill the worker if it ran past its deadline."""
+        if not self.over and self.remaining() <= 0:
+            self.failure = {
+                "kind": "timeout",
+                "message": f"ran past its time limit of {self.limit:g} s and was killed",
+            }
+            self.process.kill()
+            self.over = True
+
+    def finish(self) -> _Ended:
+        """Wait for the process to exit and say how it ended."""
+        try:
+            self.process.join(EXIT_GRACE_S if self.done or self.failure else self.limit)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join()
+            if self.failure is None and not self.done:
+                code = self.process.exitcode
+                if code is not None and code < 0:
+                    name = _signal_name(-code)
+                    hint = " (killed for memory?)" if -code == signal.SIGKILL else ""
+                    self.failure = {
+                        "kind": "crash",
+                        "message": f"the worker died of {name}{hint}",
+                        "signal": name,
+                    }
+                else:
+                    self.failure = {"kind": "crash", "message": f"the worker exited with code {code} mid-way"}
+        finally:
+            self.kill()
+        names = self.job.names
+        index = self.in_flight.value
+        blamed = names[index] if self.failure is not None and 0 <= index < len(names) else None
+        return _Ended(self.messages, self.failure, blamed, time.perf_counter() - self.began)
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.receiver.close()
+
+
+# A plan: a generator that yields the jobs of one group's phase, one after another, and is sent
+# how each worker ended.
+Plan = Generator[Job, _Ended, None]
+
+
+def _drive(plans: Sequence[Plan], width: int = 1, done: Callable[[int], None] | None = None) -> None:
+    """Run the plans' workers, at most ``width`` at a time, until every plan is over; ``done``
+    is told the index of each plan as it ends."""
+    queue = list(enumerate(plans))
+    active: dict[_Running, tuple[int, Plan]] = {}
+
+    def advance(index: int, plan: Plan, ended: _Ended | None) -> None:
+        try:
+            job = next(plan) if ended is None else plan.send(ended)
+        except StopIteration:
+            if done is not None:
+                done(index)
+            return
+        active[_Running(job)] = (index, plan)
+
+    try:
+        while queue or active:
+            while queue and len(active) < max(width, 1):
+                advance(*queue.pop(0), None)
+            if not active:
+                continue
+            wait = max(min(min(r.remaining() for r in active), 1.0), 0.0)
+            ready = multiprocessing.connection.wait([r.receiver for r in active], wait)
+            for running in list(active):
+                if running.receiver in ready:
+                    running.read()
+                running.expire()
+                if running.over:
+                    index, plan = active.pop(running)
+                    advance(index, plan, running.finish())
+    finally:
+        for running in active:
+            running.kill()
+
+
 def _run_worker(job: Job) -> _Ended:
     """Start a worker for ``job``, read its messages, and say how it ended."""
-    began = time.perf_counter()
-    ctx: Any = multiprocessing.get_context(job.settings.start)
-    receiver, sender = ctx.Pipe(duplex=False)
-    in_flight = ctx.Value("i", -1, lock=False)
-    process = ctx.Process(target=_worker_main, args=(job, sender, in_flight), name=f"bench-{job.phase}")
-    if job.settings.start == "fork":
-        # The parent's objects out of the collector's reach: a collection in the child would
-        # otherwise touch (and so copy) every page of the parent's heap.
-        gc.freeze()
-    process.start()
-    sender.close()
-    messages: list[tuple[Any, ...]] = []
-    limit = job.settings.time_limit_s
-    deadline = time.monotonic() + limit
-    failure: dict[str, Any] | None = None
-    done = False
-    try:
-        while not done:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                failure = {
-                    "kind": "timeout",
-                    "message": f"ran past its time limit of {limit:g} s and was killed",
-                }
-                process.kill()
-                break
-            if not receiver.poll(min(remaining, 1.0)):
-                continue
-            try:
-                message = receiver.recv()
-            except EOFError:
-                break  # the worker is gone: its exit code says how
-            messages.append(message)
-            if message[0] == "fatal":
-                failure = {"kind": "exception", "message": f"the worker failed: {message[1]}"}
-            kind = message[0]
-            if kind == "timing":
-                # The cycles: every implementation's budget, plus one limit for a slow round.
-                deadline = time.monotonic() + limit + message[1]
-            elif kind == "done":
-                done = True
-            else:
-                deadline = time.monotonic() + limit
-        process.join(EXIT_GRACE_S if done or failure else limit)
-        if process.is_alive():
-            process.kill()
-            process.join()
-        if failure is None and not done:
-            code = process.exitcode
-            if code is not None and code < 0:
-                name = _signal_name(-code)
-                hint = " (killed for memory?)" if -code == signal.SIGKILL else ""
-                failure = {"kind": "crash", "message": f"the worker died of {name}{hint}", "signal": name}
-            else:
-                failure = {"kind": "crash", "message": f"the worker exited with code {code} mid-way"}
-    finally:
-        if process.is_alive():
-            process.kill()
-            process.join()
-        receiver.close()
-    names = job.names
-    blamed = names[in_flight.value] if failure is not None and 0 <= in_flight.value < len(names) else None
-    return _Ended(messages, failure, blamed, time.perf_counter() - began)
+    found: list[_Ended] = []
+
+    def plan() -> Plan:
+        found.append((yield job))
+
+    _drive([plan()])
+    return found[0]
 
 
-def measure_group(
+def group_job(
     suite: Path,
     rootdir: Path,
     case: str,
@@ -224,27 +304,18 @@ def measure_group(
     names: Sequence[str],
     options: RunOptions,
     settings: TrialSettings,
-    worker_seconds: list[tuple[str, float]] | None = None,
-    decide: Callable[[dict[str, Outcome]], int] | None = None,
-) -> dict[str, Outcome]:
-    """Check, then time in trials, the implementations ``names`` (the reference first) of a group.
+) -> Job:
+    """The check job of a group: its implementations ``names``, the reference first."""
+    ordered = (REFERENCE, *[n for n in names if n != REFERENCE])
+    return Job("check", str(suite), str(rootdir), case, dict(params), device, ordered, options, settings)
 
-    Returns an Outcome per name (and for AA when anything was timed). Never raises for what an
-    implementation does: its failure is in its Outcome. ``worker_seconds`` collects each worker's
-    phase and wall time (what a trial costs). ``decide``, given the outcomes after the planned
-    trials, says how many trials in all would settle what they are measured for (a claim whose
-    interval is still too wide); the group then gets more, up to ``settings.max_trials``, and is
-    asked again.
-    """
-    seconds = worker_seconds if worker_seconds is not None else []
-    names = [REFERENCE, *[n for n in names if n != REFERENCE]]
-    outcomes = {name: Outcome(name) for name in names}
-    base = Job("check", str(suite), str(rootdir), case, dict(params), device, (), options, settings)
 
-    # Check: every implementation in order; a worker that dies costs only the one in flight.
-    pending = list(names)
+def _check_plan(base: Job, outcomes: dict[str, Outcome], seconds: list[tuple[str, float]]) -> Plan:
+    """Check every implementation of ``base`` in order; a worker that dies costs only the one in
+    flight, and the rest go on in a new worker."""
+    pending = list(base.names)
     while pending:
-        ended = _run_worker(replace(base, names=tuple(pending)))
+        ended = yield replace(base, names=tuple(pending))
         seconds.append(("check", ended.seconds))
         for message in ended.messages:
             _take(message, outcomes)
@@ -262,6 +333,55 @@ def measure_group(
                 }
             break
         pending = [n for n in pending if n not in finished]
+
+
+def check_groups(
+    jobs: Sequence[Job],
+    width: int,
+    worker_seconds: list[tuple[str, float]] | None = None,
+    done: Callable[[int], None] | None = None,
+) -> list[dict[str, Outcome]]:
+    """The checks of several groups (``group_job``), ``width`` workers at a time: what
+    ``measure_group`` takes as ``checked``. A check times nothing that is reported (its seconds
+    per call only set the calls per round), so checks may share the machine with each other;
+    never with a trial. ``done`` is told the index of each group as its check ends."""
+    seconds = worker_seconds if worker_seconds is not None else []
+    found = [{name: Outcome(name) for name in job.names} for job in jobs]
+    _drive(
+        [_check_plan(job, outcomes, seconds) for job, outcomes in zip(jobs, found, strict=True)], width, done
+    )
+    return found
+
+
+def measure_group(
+    suite: Path,
+    rootdir: Path,
+    case: str,
+    params: dict[str, Any],
+    device: str,
+    names: Sequence[str],
+    options: RunOptions,
+    settings: TrialSettings,
+    worker_seconds: list[tuple[str, float]] | None = None,
+    decide: Callable[[dict[str, Outcome]], int] | None = None,
+    checked: dict[str, Outcome] | None = None,
+) -> dict[str, Outcome]:
+    """Check, then time in trials, the implementations ``names`` (the reference first) of a group.
+
+    Returns an Outcome per name (and for AA when anything was timed). Never raises for what an
+    implementation does: its failure is in its Outcome. ``worker_seconds`` collects each worker's
+    phase and wall time (what a trial costs). ``decide``, given the outcomes after the planned
+    trials, says how many trials in all would settle what they are measured for (a claim whose
+    interval is still too wide); the group then gets more, up to ``settings.max_trials``, and is
+    asked again. ``checked``: the group's check done already (``check_groups``), not run again.
+    """
+    seconds = worker_seconds if worker_seconds is not None else []
+    base = group_job(suite, rootdir, case, params, device, names, options, settings)
+    names = list(base.names)
+    if checked is not None:
+        outcomes = checked
+    else:
+        outcomes = check_groups([base], 1, seconds)[0]
     reference_error = outcomes[REFERENCE].error
     if reference_error is not None:
         text = f"the reference failed: {reference_error['message']}"

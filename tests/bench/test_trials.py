@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -178,6 +179,87 @@ def test_crashes_aborts_memory_and_hangs_are_recorded_and_the_run_goes_on(
     assert "2 timed, 4 failed" in proc.stderr
 
 
+MEET_SUITE = """
+import ctypes
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from bench import Case, Grid, register
+
+MEET = Path(os.environ["MEET_DIR"])
+
+
+def setup(params, device):
+    # Each point's set-up waits (up to 60 s) for the other point's: both meet only if their
+    # checks run side by side.
+    me, other = params["n"], 3 - params["n"]
+    (MEET / str(me)).touch()
+    deadline = time.monotonic() + 60
+    while not (MEET / str(other)).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (MEET / f"{me}.met").write_text(str((MEET / str(other)).exists()))
+    return {"x": torch.ones(4) * me}
+
+
+def reference(x):
+    return x + 1
+
+
+def same(x):
+    return x + 1
+
+
+def segfault(x):
+    ctypes.string_at(0)
+    return x + 1
+
+
+register(
+    Case(
+        name="meet.add",
+        setup=setup,
+        reference=reference,
+        variants={"same": same, "segfault": segfault},
+        mode="forward",
+        grids={"quick": Grid(n=[1, 2]), "full": Grid(n=[1])},
+    )
+)
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="checks run side by side where there are two cores")
+def test_checks_run_side_by_side_before_the_trials_and_a_crash_in_one_costs_the_other_nothing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "project").mkdir()
+    project = _project(tmp_path / "project", MEET_SUITE, "meet")
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    env = {"MEET_DIR": str(meet), "PYTEST_ADDOPTS": "--benchmark-max-time=0.01"}
+    proc = _bench(
+        project, "run", "--device", "cpu", "--trials", "2", "--no-probes", "--json", "run.json", env=env
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert (meet / "1.met").read_text() == (meet / "2.met").read_text() == "True"
+    output = proc.stdout + proc.stderr
+    assert "[checks 2/2" in output and output.index("[checks 2/2") < output.index("[1/")
+    doc = json.loads((project / "run.json").read_text())
+    assert doc["bench"]["trials"]["checks_ahead"]["width"] == 2
+    crashed = {(f["params"]["n"], f["variant"]): f["error"] for f in doc["bench"]["failures"]}
+    assert set(crashed) == {(1, "segfault"), (2, "segfault")}
+    assert all(e["kind"] == "crash" and e["signal"] == "SIGSEGV" for e in crashed.values())
+    timed = {
+        (b["extra_info"]["bench"]["params"]["n"], b["extra_info"]["bench"]["variant"])
+        for b in doc["benchmarks"]
+    }
+    assert timed == {(1, "reference"), (1, "same"), (2, "reference"), (2, "same")}
+    # The trials ran one at a time after the checks: each point's set-up logged once more per trial.
+    assert doc["bench"]["trials"]["workers"]["trial"]["count"] == 4
+
+
 def test_a_killed_run_resumes_from_its_journal_measuring_nothing_twice(tmp_path: Path) -> None:
     project = _project(tmp_path, SLOW_SUITE, "slow")
     log = project / "setups.log"
@@ -271,8 +353,13 @@ def _toy_settings(**changes: Any) -> Any:
     from bench.trials import TrialSettings
 
     defaults: dict[str, Any] = {
-        "trials": 2, "budget_s": 0.01, "min_rounds": 1, "min_time_s": 1e-6, "time_limit_s": 10,
-        "threads": 1, "timer_precision_s": 1e-9,
+        "trials": 2,
+        "budget_s": 0.01,
+        "min_rounds": 1,
+        "min_time_s": 1e-6,
+        "time_limit_s": 10,
+        "threads": 1,
+        "timer_precision_s": 1e-9,
     }
     return TrialSettings(**{**defaults, **changes})
 
@@ -431,8 +518,14 @@ def test_a_cases_own_timing_is_shared_out_over_the_trials_at_two_cycles_at_least
     fake = SimpleNamespace(config=SimpleNamespace(getoption=run.__getitem__))
 
     def case(**benchmark: float) -> Case:
-        return Case(name="toy.timing", setup=lambda p, d: {}, reference=lambda: None, variants={},
-                    grids={"quick": Grid(n=[1]), "full": Grid(n=[1])}, benchmark=benchmark)
+        return Case(
+            name="toy.timing",
+            setup=lambda p, d: {},
+            reference=lambda: None,
+            variants={},
+            grids={"quick": Grid(n=[1]), "full": Grid(n=[1])},
+            benchmark=benchmark,
+        )
 
     plain = BenchSession.item_timing(fake, case())  # type: ignore[arg-type]
     assert plain == {"min_rounds": 5, "max_time_s": 0.25, "min_time_s": 0.0002}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -80,6 +81,8 @@ def test_interrupt_writes_finished_results(toy_runs: dict[str, Future[ToyRun]]) 
     assert doc["bench"]["interrupted"] is True
     assert len(doc["benchmarks"]) >= 1
     assert "interrupted" in (toy_project / "int.md").read_text()
+    if (os.cpu_count() or 1) >= 2:  # the two groups' checks ran first, side by side
+        assert "[checks 2/2" in proc.stderr and proc.stderr.index("[checks 2/2") < proc.stderr.index("[1/")
 
 
 def test_broken_suite_is_unusable_input(toy_project: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -230,34 +229,33 @@ register(
 """
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="checks run side by side where there are two cores")
-def test_checks_run_side_by_side_before_the_trials_and_a_crash_in_one_costs_the_other_nothing(
-    tmp_path: Path,
+def test_checks_run_side_by_side_and_a_crash_in_one_costs_the_other_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "project").mkdir()
-    project = _project(tmp_path / "project", MEET_SUITE, "meet")
+    from bench.options import RunOptions
+    from bench.trials import check_groups, group_job
+
+    suite = tmp_path / "meet_suite.py"
+    suite.write_text(MEET_SUITE)
     meet = tmp_path / "meet"
     meet.mkdir()
-    env = {"MEET_DIR": str(meet), "PYTEST_ADDOPTS": "--benchmark-max-time=0.01"}
-    proc = _bench(
-        project, "run", "--device", "cpu", "--trials", "2", "--no-probes", "--json", "run.json", env=env
-    )
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    monkeypatch.setenv("MEET_DIR", str(meet))  # read by the suite, imported in each worker
+    settings = _toy_settings(time_limit_s=120)
+    options = RunOptions(no_probes=True)
+    names = ["reference", "same", "segfault"]
+    jobs = [group_job(suite, tmp_path, "meet.add", {"n": n}, "cpu", names, options, settings) for n in (1, 2)]
+    ended: list[int] = []
+    seconds: list[tuple[str, float]] = []
+    found = check_groups(jobs, 2, seconds, ended.append)
     assert (meet / "1.met").read_text() == (meet / "2.met").read_text() == "True"
-    output = proc.stdout + proc.stderr
-    assert "[checks 2/2" in output and output.index("[checks 2/2") < output.index("[1/")
-    doc = json.loads((project / "run.json").read_text())
-    assert doc["bench"]["trials"]["checks_ahead"]["width"] == 2
-    crashed = {(f["params"]["n"], f["variant"]): f["error"] for f in doc["bench"]["failures"]}
-    assert set(crashed) == {(1, "segfault"), (2, "segfault")}
-    assert all(e["kind"] == "crash" and e["signal"] == "SIGSEGV" for e in crashed.values())
-    timed = {
-        (b["extra_info"]["bench"]["params"]["n"], b["extra_info"]["bench"]["variant"])
-        for b in doc["benchmarks"]
-    }
-    assert timed == {(1, "reference"), (1, "same"), (2, "reference"), (2, "same")}
-    # The trials ran one at a time after the checks: each point's set-up logged once more per trial.
-    assert doc["bench"]["trials"]["workers"]["trial"]["count"] == 4
+    assert sorted(ended) == [0, 1]
+    for outcomes in found:
+        assert outcomes["reference"].record is not None and outcomes["reference"].call_s
+        assert outcomes["same"].record is not None and outcomes["same"].error is None
+        error = outcomes["segfault"].error
+        assert error is not None and error["kind"] == "crash" and error["signal"] == "SIGSEGV"
+    # Per group: the worker that died in the segfault, then one for the two it had not reported.
+    assert [phase for phase, _ in seconds] == ["check"] * 4
 
 
 def test_a_killed_run_resumes_from_its_journal_measuring_nothing_twice(tmp_path: Path) -> None:

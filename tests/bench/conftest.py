@@ -47,6 +47,17 @@ def toy_project(tmp_path: Path) -> Path:
     return make_toy_project(tmp_path)
 
 
+@pytest.fixture(scope="session")
+def left_out_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A quick `bench run` of the toy project with a case marked slow (which it leaves out): the
+    run that test_cli's profile test and test_claims' not-run test both read, made once."""
+    project = make_toy_project(tmp_path_factory.mktemp("left_out"))
+    proc = run_in(
+        project, "-m", "bench.cli", "run", "-k", "n8 and cpu", "--json", "q.json", behaviour="slow_case"
+    )
+    return project, proc
+
+
 def run_in(
     project: Path, *args: str, behaviour: str = "", timeout: float = 240, fresh: bool = False
 ) -> subprocess.CompletedProcess[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,6 @@ from bench.claims import (
 )
 from bench.results import load_run
 from bench.stats import Speedup
-from tests.bench.conftest import run_in
 from tests.bench.sample_run import sample_document
 
 
@@ -119,19 +119,10 @@ def test_run_command_quotes_several_markers_and_names_the_profile() -> None:
     assert run_command("a.b", [], "quick") == "bench run -m '' -k a.b"
 
 
-def test_a_run_records_the_claims_of_cases_it_left_out(toy_project: Path) -> None:
-    proc = run_in(
-        toy_project,
-        "-m",
-        "bench.cli",
-        "run",
-        "-k",
-        "n8 and cpu",
-        "--no-probes",
-        "--json",
-        "q.json",
-        behaviour="slow_case",
-    )
+def test_a_run_records_the_claims_of_cases_it_left_out(
+    left_out_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    toy_project, proc = left_out_run
     assert proc.returncode == 0, proc.stderr
     run = load_run(toy_project / "q.json")
     assert run.info["selection"]["left_out"] == {"toy.heavy": ["slow"]}

@@ -129,18 +129,20 @@ def test_report_writes_markdown(tmp_path: Path) -> None:
     assert text.startswith("# Performance report") and "**C1**" in text
 
 
-def test_quick_profile_leaves_slow_cases_out_unless_asked(toy_project: Path) -> None:
-    # Three runs that share nothing but the project (each its own JSON and report), side by side:
-    # one per core, not one after another.
+def test_quick_profile_leaves_slow_cases_out_unless_asked(
+    left_out_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    toy_project, quick = left_out_run
+    # Two more runs that share nothing but the project (each its own JSON and report), side by
+    # side: one per core, not one after another.
     runs = [
-        ("run", "-k", "n8 and cpu", "--json", "q.json"),
         # A clean selection exits 0 and writes the report where --report says.
         ("run", "-k", "n8 and cpu", "-m", "", "--json", "all.json", "--report", "reports/all.md"),
         ("run", "-k", "heavy", "--json", "none.json"),
     ]
     with ThreadPoolExecutor(len(runs)) as pool:
         done = pool.map(lambda args: _bench(toy_project, *args, behaviour="slow_case"), runs)
-        quick, everything, nothing = done
+        everything, nothing = done
 
     proc = quick
     assert proc.returncode == 0, proc.stderr

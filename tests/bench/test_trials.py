@@ -180,6 +180,7 @@ def test_crashes_aborts_memory_and_hangs_are_recorded_and_the_run_goes_on(
 
 MEET_SUITE = """
 import ctypes
+import faulthandler
 import os
 import time
 from pathlib import Path
@@ -212,6 +213,9 @@ def same(x):
 
 
 def segfault(x):
+    # This worker is forked from the test session, whose fault handler would print the crash to
+    # the session's own output.
+    faulthandler.disable()
     ctypes.string_at(0)
     return x + 1
 

@@ -78,7 +78,8 @@ class BenchSession:
         # item of each, in run order; and the checks done ahead, with the job they were done for.
         self._ahead: dict[Group, tuple[ItemSpec, pytest.Item]] = {}
         self._checked: dict[Group, tuple[Job, dict[str, Outcome]]] = {}
-        # Told (checked, to check, seconds) as each check done ahead ends: the runner's progress.
+        # Told (groups checked, groups to check, the group) as each check done ahead ends: the
+        # runner's progress.
         self.on_check: Callable[[int, int, str], None] | None = None
         self.check_ahead_s: float | None = None  # the wall time of the checks done ahead
         # The journal this run appends to (a resumed run's groups start out as measured).
@@ -161,16 +162,7 @@ class BenchSession:
         names = self.group_variants.get(spec.group) or [spec.variant]
         settings = self.trial_settings(spec, timed)
         self._warm_up()
-        job = group_job(
-            item.path,
-            self.config.rootpath,
-            spec.case.name,
-            spec.params,
-            spec.device,
-            names,
-            self.options,
-            settings,
-        )
+        job = self._group_job(spec, item, settings)
         if spec.group in self._ahead and spec.group not in self._checked:
             self.check_ahead(timed)
         ahead = self._checked.pop(spec.group, None)
@@ -208,33 +200,33 @@ class BenchSession:
             count_flops(lambda: torch.ones(2) + 1)
         self._warmed = True
 
+    def _group_job(self, spec: ItemSpec, item: pytest.Item, settings: TrialSettings) -> Job:
+        names = self.group_variants.get(spec.group) or [spec.variant]
+        return group_job(
+            item.path,
+            self.config.rootpath,
+            spec.case.name,
+            spec.params,
+            spec.device,
+            names,
+            self.options,
+            settings,
+        )
+
     def check_width(self) -> int:
         """Check workers at a time: one per core their threads leave (at most CHECK_WIDTH); one
         where traces are recorded (a trace times its calls)."""
         if self.traces is not None:
             return 1
-        return max(1, min(CHECK_WIDTH, (os.cpu_count() or 1) // self.options.worker_threads))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, min(CHECK_WIDTH, cores // self.options.worker_threads))
 
     def check_ahead(self, timed: bool) -> None:
         """Check every group still queued (``_ahead``), ``check_width`` at a time, before any of
         them is timed: trials then run alone, one after another, as before."""
         queued = [(g, spec, item) for g, (spec, item) in self._ahead.items() if g not in self._outcomes]
         self._ahead = {}
-        jobs = []
-        for _, spec, item in queued:
-            names = self.group_variants.get(spec.group) or [spec.variant]
-            jobs.append(
-                group_job(
-                    item.path,
-                    self.config.rootpath,
-                    spec.case.name,
-                    spec.params,
-                    spec.device,
-                    names,
-                    self.options,
-                    self.trial_settings(spec, timed),
-                )
-            )
+        jobs = [self._group_job(spec, item, self.trial_settings(spec, timed)) for _, spec, item in queued]
         started = time.perf_counter()
         finished = 0
 

@@ -73,6 +73,9 @@ class BenchSession:
         self.own_cpu_at_start = own_cpu_seconds()
         # The selected implementations of each group, and the group measured last.
         self.group_variants: dict[Group, list[str]] = {}
+        # The groups with an item that no skip marker holds back (a device this machine lacks
+        # marks its items so): the groups the audit can judge claims on.
+        self.live_groups: set[Group] = set()
         self._outcomes: dict[Group, dict[str, Outcome]] = {}
         # The groups whose checks may run ahead, several at a time (``check_ahead``): the first
         # item of each, in run order; and the checks done ahead, with the job they were done for.
@@ -245,7 +248,8 @@ class BenchSession:
     def _decide(self, spec: ItemSpec) -> Callable[[dict[str, Outcome]], int] | None:
         """For a group that claims are judged on: how many trials in all would decide those that
         its trials leave inconclusive (bench.claims.trials_to_decide); None for other groups."""
-        mine = claims_at(spec.case, self.profile, list(self.group_variants), spec.group)
+        live = [g for g in self.group_variants if g in self.live_groups]
+        mine = claims_at(spec.case, self.profile, live, spec.group)
         if not mine:
             return None
         cap = self.options.max_trial_count
@@ -308,6 +312,7 @@ class BenchSession:
         # claims audit).
         self.cases = {}
         self.group_variants = {}
+        self.live_groups = set()
         self._ahead = {}
         for item in session.items:
             case = self.item_cases.get(item.nodeid)
@@ -315,12 +320,14 @@ class BenchSession:
                 self.cases.setdefault(case.name, case)
                 spec: ItemSpec = item.stash[SPEC_KEY]
                 self.group_variants.setdefault(spec.group, []).append(spec.variant)
+                held_back = item.get_closest_marker("skip") or item.get_closest_marker("skipif")
+                if not held_back:
+                    self.live_groups.add(spec.group)
                 if (
                     spec.device == "cpu"
                     and spec.group not in self._outcomes  # not measured already (a resumed run)
                     and spec.group not in self._ahead
-                    and item.get_closest_marker("skip") is None
-                    and item.get_closest_marker("skipif") is None
+                    and not held_back
                 ):
                     self._ahead[spec.group] = (spec, item)
         if len(self._ahead) < 2 or self.check_width() < 2:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from bench.claims import (
 )
 from bench.results import load_run
 from bench.stats import Speedup
+from tests.bench.conftest import DATA, run_in
 from tests.bench.sample_run import sample_document
 
 
@@ -179,6 +181,44 @@ def test_more_trials_are_asked_for_only_where_they_would_decide() -> None:
     # Claims that are not about time are not decided by trials.
     mem = Claim("Z", "half the memory", metric="memory_reduction", variant="fast", expected=(0.5, 0.5))
     assert trials_to_decide(mem, Speedup(1.8, 1.5, 2.16, 4, "t"), cap=8) == 0
+
+
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="with a GPU the claim is judged on the CUDA group"
+)
+def test_a_cpu_group_gets_the_trials_that_decide_its_claim_when_its_cuda_items_are_skipped(
+    toy_project: Path,
+) -> None:
+    # The variant's per-call cost alternates between worker processes (1.0x, then 0.8x the
+    # reference's): two trials give 0.89x [0.33, 2.4] against a claimed 1.5-3x, inconclusive;
+    # a third decides it (refuted). The case also declares CUDA, whose items are collected and
+    # skipped here: the claim is judged on the CPU group, so that group gets the third trial.
+    shutil.copy(DATA / "alternating_suite.py", toy_project / "suites" / "clock.py")
+    (toy_project / "suites" / "toy.py").unlink()
+    out = toy_project / "out.json"
+    proc = run_in(
+        toy_project,
+        "-m",
+        "pytest",
+        "suites",
+        "--benchmark-only",
+        f"--benchmark-json={out}",
+        "--benchmark-timer=suites.clock.virtual_timer",
+        "--benchmark-min-rounds=3",
+        "--benchmark-max-time=0.01",
+        "--benchmark-min-time=0.0003",
+        "--bench-no-probes",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = load_run(out)
+    assert {(r.device, r.variant): len(r.trials) for r in run.records} == {
+        ("cpu", "reference"): 3,
+        ("cpu", "alternating"): 3,
+    }
+    (verdict,) = audit(run)
+    assert verdict.verdict == REFUTED, verdict
 
 
 def test_the_claims_judged_on_a_group_are_those_the_audit_picks() -> None:

@@ -162,22 +162,13 @@ class BenchSession:
         taken from the journal being resumed), then kept for its other items."""
         if spec.group in self._outcomes:
             return self._outcomes[spec.group]
-        names = self.group_variants.get(spec.group) or [spec.variant]
-        settings = self.trial_settings(spec, timed)
+        job = self._group_job(spec, item, self.trial_settings(spec, timed))
         self._warm_up()
-        job = self._group_job(spec, item, settings)
         if spec.group in self._ahead and spec.group not in self._checked:
             self.check_ahead(timed)
         ahead = self._checked.pop(spec.group, None)
         found = measure_group(
-            item.path,
-            self.config.rootpath,
-            spec.case.name,
-            spec.params,
-            spec.device,
-            names,
-            self.options,
-            settings,
+            job,
             worker_seconds=self.worker_seconds,
             decide=self._decide(spec),
             # A check done ahead for another job (this item's settings differ) is done again.

@@ -354,19 +354,13 @@ def check_groups(
 
 
 def measure_group(
-    suite: Path,
-    rootdir: Path,
-    case: str,
-    params: dict[str, Any],
-    device: str,
-    names: Sequence[str],
-    options: RunOptions,
-    settings: TrialSettings,
+    job: Job,
     worker_seconds: list[tuple[str, float]] | None = None,
     decide: Callable[[dict[str, Outcome]], int] | None = None,
     checked: dict[str, Outcome] | None = None,
 ) -> dict[str, Outcome]:
-    """Check, then time in trials, the implementations ``names`` (the reference first) of a group.
+    """Check, then time in trials, the implementations of a group's check job (``group_job``:
+    the reference first).
 
     Returns an Outcome per name (and for AA when anything was timed). Never raises for what an
     implementation does: its failure is in its Outcome. ``worker_seconds`` collects each worker's
@@ -376,7 +370,7 @@ def measure_group(
     asked again. ``checked``: the group's check done already (``check_groups``), not run again.
     """
     seconds = worker_seconds if worker_seconds is not None else []
-    base = group_job(suite, rootdir, case, params, device, names, options, settings)
+    base, settings = job, job.settings
     names = list(base.names)
     if checked is not None:
         outcomes = checked

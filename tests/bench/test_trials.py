@@ -445,7 +445,7 @@ register(
 
 def test_a_group_gets_more_trials_where_decide_asks_up_to_its_cap(tmp_path: Path) -> None:
     from bench.options import RunOptions
-    from bench.trials import AA, measure_group
+    from bench.trials import AA, group_job, measure_group
 
     suite = tmp_path / "toy_decide_suite.py"
     suite.write_text(DECIDE_SUITE)
@@ -458,17 +458,9 @@ def test_a_group_gets_more_trials_where_decide_asks_up_to_its_cap(tmp_path: Path
             asked.append(len(outcomes["same"].trials))
             return wanted or 0
 
-        found = measure_group(
-            suite,
-            tmp_path,
-            "toy.decide",
-            {"n": 1},
-            "cpu",
-            ["reference", "same"],
-            options,
-            settings,
-            decide=decide if wanted is not None else None,
-        )
+        names = ["reference", "same"]
+        job = group_job(suite, tmp_path, "toy.decide", {"n": 1}, "cpu", names, options, settings)
+        found = measure_group(job, decide=decide if wanted is not None else None)
         assert all(o.error is None for o in found.values())
         return {name: len(o.trials) for name, o in found.items()}
 

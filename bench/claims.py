@@ -144,17 +144,11 @@ def _measure(
         b, v = (peak_bytes(base) if base else None), peak_bytes(var)
         if not b or v is None:
             return None, None, "peak memory was not recorded (probes off, or zero growth in the baseline)"
-        to_metric: Callable[[float], float] = (
-            (lambda r: 1 - r) if metric == "memory_reduction" else (lambda r: r - 1)
-        )
-        passes = (peak_samples(base), peak_samples(var)) if base else ([], [])
-        paired = paired_ratio(passes[1], passes[0]) if len(passes[0]) == len(passes[1]) else None
-        if paired is None:
+        change = memory_change(metric, peak_samples(base) if base else [], peak_samples(var))
+        if change is None:
             how = "the exact allocator peak" if var.device.startswith("cuda") else "one probe call each"
-            return to_metric(v / b), None, how
-        estimate, low, high = paired
-        ends = sorted((to_metric(low), to_metric(high)))
-        return to_metric(estimate), (ends[0], ends[1]), ""
+            return _memory_metric(metric, v / b), None, how
+        return change[0], change[1], ""
     if metric == "flops_reduction":
         if not (base and base.flops_per_call and var.flops_per_call):
             return None, None, "FLOPs were not recorded for both"
@@ -270,6 +264,62 @@ def trials_to_decide(claim: Claim, found: Speedup, cap: int) -> int:
         _, narrower = _from_speedup(claim.metric, found.estimate, ends)
         if narrower is not None and judge(claim.metric, expected, value, narrower)[0] != INCONCLUSIVE:
             return trials
+    return 0
+
+
+def _memory_metric(metric: str, ratio: float) -> float:
+    """A memory claim's quantity from the ratio of the variant's peak growth to the baseline's."""
+    return 1 - ratio if metric == "memory_reduction" else ratio - 1
+
+
+def memory_change(
+    metric: str, base: Sequence[float], var: Sequence[float]
+) -> tuple[float, tuple[float, float]] | None:
+    """A memory claim's quantity and interval from the passes of the memory probe: the pass-by-pass
+    ratios of the variant's growth to the baseline's (bench.stats.paired_ratio), over the passes
+    both have (an implementation given more passes than another keeps its pairs in pass order).
+    None with fewer than two pairs."""
+    pairs = min(len(base), len(var))
+    paired = paired_ratio(var[:pairs], base[:pairs]) if pairs >= 2 else None
+    if paired is None:
+        return None
+    estimate, low, high = paired
+    ends = sorted((_memory_metric(metric, low), _memory_metric(metric, high)))
+    return _memory_metric(metric, estimate), (ends[0], ends[1])
+
+
+def _t_factor(n: int, confidence: float = 0.95) -> float:
+    """How a Student-t interval of the mean of ``n`` values scales with ``n``: t(n-1) / sqrt(n)."""
+    from scipy import stats as sps  # imported on use (bench.stats says why)
+
+    return float(sps.t.ppf(0.5 + confidence / 2, n - 1)) / math.sqrt(n)
+
+
+def passes_to_decide(claim: Claim, base: Sequence[float], var: Sequence[float], cap: int) -> int:
+    """How many passes of the memory probe in all would, on the present pairs' mean and spread,
+    decide a memory claim that ``base`` and ``var`` (each pass's growth of the baseline and the
+    variant) leave inconclusive: the fewest, up to ``cap``, whose projected interval no longer
+    reaches the claimed range. 0 where it is decided already, is not about memory, or ``cap``
+    passes would not decide it either. An expectation, like ``trials_to_decide``'s: the caller
+    asks again after each pass."""
+    if claim.metric not in MEMORY_METRICS or claim.expected is None or claim.hardware:
+        return 0
+    pairs = min(len(base), len(var))
+    paired = paired_ratio(var[:pairs], base[:pairs]) if pairs >= 2 else None
+    if paired is None:
+        return 0
+    expected = (float(claim.expected[0]), float(claim.expected[1]))
+    estimate, low, high = paired
+    value = _memory_metric(claim.metric, estimate)
+    found = memory_change(claim.metric, base, var)
+    if found is None or judge(claim.metric, expected, value, found[1])[0] != INCONCLUSIVE:
+        return 0
+    centre, half = math.log(estimate), (math.log(high) - math.log(low)) / 2
+    for passes in range(pairs + 1, cap + 1):
+        projected = half * _t_factor(passes) / _t_factor(pairs)
+        ends = sorted(_memory_metric(claim.metric, math.exp(centre + d)) for d in (-projected, projected))
+        if judge(claim.metric, expected, value, (ends[0], ends[1]))[0] != INCONCLUSIVE:
+            return passes
     return 0
 
 

@@ -20,7 +20,7 @@ from _pytest.mark.expression import Expression
 
 from bench import __version__
 from bench.calls import Caller
-from bench.case import REFERENCE, Case
+from bench.case import REFERENCE, Case, Claim
 from bench.claims import claims_at, trials_to_decide
 from bench.device import DevicePlan, plan_devices
 from bench.environment import cpu_times, describe, load_average, others_share, own_cpu_seconds, steal_share
@@ -205,6 +205,7 @@ class BenchSession:
             names,
             self.options,
             settings,
+            judged=[claim.id for claim in self._judged(spec)],
         )
 
     def check_width(self) -> int:
@@ -236,11 +237,15 @@ class BenchSession:
             self._checked[group] = (job, found)
         self.check_ahead_s = time.perf_counter() - started
 
+    def _judged(self, spec: ItemSpec) -> list[Claim]:
+        """The claims the audit will judge on the item's group."""
+        live = [g for g in self.group_variants if g in self.live_groups]
+        return claims_at(spec.case, self.profile, live, spec.group)
+
     def _decide(self, spec: ItemSpec) -> Callable[[dict[str, Outcome]], int] | None:
         """For a group that claims are judged on: how many trials in all would decide those that
         its trials leave inconclusive (bench.claims.trials_to_decide); None for other groups."""
-        live = [g for g in self.group_variants if g in self.live_groups]
-        mine = claims_at(spec.case, self.profile, live, spec.group)
+        mine = self._judged(spec)
         if not mine:
             return None
         cap = self.options.max_trial_count

@@ -129,6 +129,7 @@ class Job:
     settings: TrialSettings
     trial: int = 0
     iterations: dict[str, int] = field(default_factory=dict)
+    judged: tuple[str, ...] = ()  # the claims the audit judges on this group (their ids)
 
 
 # -- the parent's side ------------------------------------------------------------------------
@@ -304,10 +305,23 @@ def group_job(
     names: Sequence[str],
     options: RunOptions,
     settings: TrialSettings,
+    judged: Sequence[str] = (),
 ) -> Job:
-    """The check job of a group: its implementations ``names``, the reference first."""
+    """The check job of a group: its implementations ``names``, the reference first; ``judged``:
+    the ids of the claims the audit judges on the group (their memory passes may be extended)."""
     ordered = (REFERENCE, *[n for n in names if n != REFERENCE])
-    return Job("check", str(suite), str(rootdir), case, dict(params), device, ordered, options, settings)
+    return Job(
+        "check",
+        str(suite),
+        str(rootdir),
+        case,
+        dict(params),
+        device,
+        ordered,
+        options,
+        settings,
+        judged=tuple(judged),
+    )
 
 
 def _check_plan(base: Job, outcomes: dict[str, Outcome], seconds: list[tuple[str, float]]) -> Plan:
@@ -601,18 +615,47 @@ def _check(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> Non
         # 10.5, 12.2, 12.5 MiB in check order, then 12.5-13.3 MiB for all four in later passes).
         # Its calls count the FLOPs (FlopCounterMode times nothing; pinning slows no count). The
         # passes kept alternate their order, so no implementation is always first.
-        for number in range(memory_passes(case) + 1):
+        # A memory claim judged on this group that the kept passes leave inconclusive gets more
+        # passes of its two implementations, up to MAX_MEMORY_PASSES, where they would decide it.
+        judged = [c for c in case.claims if c.id in job.judged and c.metric in MEMORY_METRICS]
+        number, names = 0, None  # names: those the pass measures (None: all)
+        while names is None or names:
             order = sorted(ready.items(), reverse=number % 2 == 1)
             for index, (name, draft, found, _) in order:
-                probe = functools.partial(executor.probe_memory, found, draft, settle=number == 0)
-                step(index, name, draft, probe)
+                if names is None or name in names:
+                    probe = functools.partial(executor.probe_memory, found, draft, settle=number == 0)
+                    step(index, name, draft, probe)
+            number += 1
+            names = None if number <= memory_passes(case) else _undecided(judged, ready)
     for _, (name, draft, _, call_s) in sorted(ready.items()):
         conn.send(("checked", name, draft.record.to_json(), call_s))
+
+
+def _undecided(claims: Sequence[Any], ready: dict[int, tuple[str, Any, Any, float]]) -> set[str]:
+    """The implementations of the memory ``claims`` whose passes so far leave them inconclusive
+    where more passes (MAX_MEMORY_PASSES in all) would decide them (bench.claims.passes_to_decide)."""
+    from bench.claims import passes_to_decide
+
+    samples = {
+        name: (draft.record.memory or {}).get("cpu_peak_rss_delta_samples") or []
+        for name, draft, _, _ in ready.values()
+    }
+    names: set[str] = set()
+    for claim in claims:
+        base, var = samples.get(claim.baseline), samples.get(claim.variant)
+        if base is None or var is None or claim.baseline == claim.variant:
+            continue
+        wanted = passes_to_decide(claim, base, var, MAX_MEMORY_PASSES)
+        if wanted > min(len(base), len(var)):
+            names |= {claim.baseline, claim.variant}
+    return names
 
 
 # Kept passes of the memory probe for a case that claims a memory change (an interval over them);
 # one pass for the others.
 CLAIMED_MEMORY_PASSES = 3
+# Passes a claim's two implementations may get in all where the planned ones leave it inconclusive.
+MAX_MEMORY_PASSES = 3 * CLAIMED_MEMORY_PASSES
 
 
 def memory_passes(case: Any) -> int:

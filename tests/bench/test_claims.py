@@ -19,6 +19,8 @@ from bench.claims import (
     audit,
     claims_at,
     judge,
+    memory_change,
+    passes_to_decide,
     run_command,
     trials_to_decide,
 )
@@ -181,6 +183,32 @@ def test_more_trials_are_asked_for_only_where_they_would_decide() -> None:
     # Claims that are not about time are not decided by trials.
     mem = Claim("Z", "half the memory", metric="memory_reduction", variant="fast", expected=(0.5, 0.5))
     assert trials_to_decide(mem, Speedup(1.8, 1.5, 2.16, 4, "t"), cap=8) == 0
+
+
+def test_more_memory_passes_are_asked_for_only_where_they_would_decide() -> None:
+    claim = Claim("M", "5-9x more memory", metric="memory_increase", variant="fast", expected=(5.0, 9.0))
+    base = [4.0, 4.0, 4.0]
+    # Ratios 2, 4, 2: 2.5x [0.93, 6.8], an increase of [-7 %, 580 %] that reaches the claimed 500 %;
+    # a fourth pass projects [0.8, 4.8]x, short of it.
+    assert memory_change("memory_increase", base, [8.0, 16.0, 8.0]) is not None
+    assert passes_to_decide(claim, base, [8.0, 16.0, 8.0], cap=9) == 4
+    assert passes_to_decide(claim, base, [8.0, 16.0, 8.0], cap=3) == 0
+    # Decided already (refuted), and an estimate on the edge (no number of passes decides it).
+    assert passes_to_decide(claim, base, [8.0, 8.1, 7.9], cap=9) == 0
+    assert passes_to_decide(claim, base, [23.0, 25.0, 24.0], cap=9) == 0
+    # Not a memory claim; and fewer than two pairs.
+    speed = Claim("S", "2x faster", metric="speedup", variant="fast", expected=(2.0, 3.0))
+    assert passes_to_decide(speed, base, [8.0, 16.0, 8.0], cap=9) == 0
+    assert passes_to_decide(claim, [4.0], [8.0, 16.0], cap=9) == 0
+
+
+def test_a_memory_interval_pairs_the_passes_both_have() -> None:
+    # The variant's extra passes (a claim of its own asked for them) pair with nothing.
+    paired = memory_change("memory_reduction", [10.0, 10.0, 10.0], [5.0, 5.0, 5.0, 1.0, 1.0])
+    assert paired is not None
+    value, (low, high) = paired
+    assert value == pytest.approx(0.5) and low == pytest.approx(0.5) and high == pytest.approx(0.5)
+    assert memory_change("memory_reduction", [10.0], [5.0, 5.0]) is None
 
 
 @pytest.mark.skipif(

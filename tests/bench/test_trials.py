@@ -262,6 +262,81 @@ def test_checks_run_side_by_side_and_a_crash_in_one_costs_the_other_nothing(
     assert [phase for phase, _ in seconds] == ["check"] * 4
 
 
+GROWTH_SUITE = """
+import torch
+
+from bench import Case, Claim, Grid, register
+
+calls = [0]
+
+
+def setup(params, device):
+    return {"n": params["n"]}
+
+
+def hold(mib):
+    held = torch.ones(mib * 2**18)  # mib MiB of float32, written
+    return float(held[-1])
+
+
+def reference(n):
+    return hold(4)
+
+
+def alternating(n):
+    calls[0] += 1
+    return hold(8 if calls[0] % 2 else 16)  # twice, then four times the reference's growth
+
+
+def same(n):
+    return hold(4)
+
+
+register(
+    Case(
+        name="growth.alternating",
+        setup=setup,
+        reference=reference,
+        variants={"alternating": alternating, "same": same},
+        mode="forward",
+        grids={"quick": Grid(n=[1]), "full": Grid(n=[1])},
+        claims=[Claim("M1", "5-9x the memory", metric="memory_increase", variant="alternating",
+                      expected=(5.0, 9.0))],
+    )
+)
+"""
+
+
+def test_a_memory_claim_that_the_planned_passes_leave_inconclusive_gets_more_passes(tmp_path: Path) -> None:
+    from bench.claims import memory_change
+    from bench.options import RunOptions
+    from bench.trials import CLAIMED_MEMORY_PASSES, MAX_MEMORY_PASSES, check_groups, group_job
+
+    suite = tmp_path / "growth_suite.py"
+    suite.write_text(GROWTH_SUITE)
+    settings = _toy_settings(time_limit_s=120)
+    names = ["reference", "alternating", "same"]
+
+    def samples(judged: list[str]) -> dict[str, list[int]]:
+        case, options = "growth.alternating", RunOptions()
+        job = group_job(suite, tmp_path, case, {"n": 1}, "cpu", names, options, settings, judged=judged)
+        (outcomes,) = check_groups([job], 1)
+        assert all(o.error is None and o.record for o in outcomes.values()), outcomes
+        return {n: outcomes[n].record["memory"]["cpu_peak_rss_delta_samples"] for n in names}  # type: ignore[index]
+
+    # Growth ratios of 2 and 4 in turn: over three passes, 2.5x [0.9, 7.9] (an increase of 1.5x
+    # [-0.07, 6.9]) reaches the claimed 5-9x increase; a fourth pass decides it (refuted).
+    planned = samples([])
+    assert {n: len(s) for n, s in planned.items()} == dict.fromkeys(names, CLAIMED_MEMORY_PASSES)
+    change = memory_change("memory_increase", planned["reference"], planned["alternating"])
+    assert change is not None and change[1][1] > 5.0, change
+    more = samples(["M1"])
+    assert CLAIMED_MEMORY_PASSES < len(more["alternating"]) == len(more["reference"]) <= MAX_MEMORY_PASSES
+    assert len(more["same"]) == CLAIMED_MEMORY_PASSES  # not in the claim: no more passes
+    change = memory_change("memory_increase", more["reference"], more["alternating"])
+    assert change is not None and change[1][1] < 5.0, change
+
+
 def test_a_killed_run_resumes_from_its_journal_measuring_nothing_twice(tmp_path: Path) -> None:
     project = _project(tmp_path, SLOW_SUITE, "slow")
     log = project / "setups.log"

@@ -310,15 +310,18 @@ def passes_to_decide(claim: Claim, base: Sequence[float], var: Sequence[float], 
         return 0
     expected = (float(claim.expected[0]), float(claim.expected[1]))
     estimate, low, high = paired
-    value = _memory_metric(claim.metric, estimate)
-    found = memory_change(claim.metric, base, var)
-    if found is None or judge(claim.metric, expected, value, found[1])[0] != INCONCLUSIVE:
+    value, centre = _memory_metric(claim.metric, estimate), math.log(estimate)
+
+    def interval(half: float) -> tuple[float, float]:  # paired_ratio's: symmetric in log space
+        ends = sorted(_memory_metric(claim.metric, math.exp(centre + d)) for d in (-half, half))
+        return ends[0], ends[1]
+
+    half = (math.log(high) - math.log(low)) / 2
+    if judge(claim.metric, expected, value, interval(half))[0] != INCONCLUSIVE:
         return 0
-    centre, half = math.log(estimate), (math.log(high) - math.log(low)) / 2
     for passes in range(pairs + 1, cap + 1):
         projected = half * _t_factor(passes) / _t_factor(pairs)
-        ends = sorted(_memory_metric(claim.metric, math.exp(centre + d)) for d in (-projected, projected))
-        if judge(claim.metric, expected, value, (ends[0], ends[1]))[0] != INCONCLUSIVE:
+        if judge(claim.metric, expected, value, interval(projected))[0] != INCONCLUSIVE:
             return passes
     return 0
 

@@ -616,8 +616,13 @@ def _check(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> Non
         # Its calls count the FLOPs (FlopCounterMode times nothing; pinning slows no count). The
         # passes kept alternate their order, so no implementation is always first.
         # A memory claim judged on this group that the kept passes leave inconclusive gets more
-        # passes of its two implementations, up to MAX_MEMORY_PASSES, where they would decide it.
-        judged = [c for c in case.claims if c.id in job.judged and c.metric in MEMORY_METRICS]
+        # passes of its two implementations, up to MAX_MEMORY_PASSES, where they would decide it
+        # (on CPU: on CUDA the claim is judged on the allocator's exact peak, not on the passes).
+        judged = [
+            c
+            for c in case.claims
+            if c.id in job.judged and c.metric in MEMORY_METRICS and not job.device.startswith("cuda")
+        ]
         number, names = 0, None  # names: those the pass measures (None: all)
         while names is None or names:
             order = sorted(ready.items(), reverse=number % 2 == 1)

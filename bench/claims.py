@@ -272,15 +272,20 @@ def _memory_metric(metric: str, ratio: float) -> float:
     return 1 - ratio if metric == "memory_reduction" else ratio - 1
 
 
+def _pass_ratio(base: Sequence[float], var: Sequence[float]) -> tuple[float, float, float] | None:
+    """The pass-by-pass ratio of the variant's growth to the baseline's and its interval
+    (bench.stats.paired_ratio), over the passes both have (an implementation given more passes
+    than another keeps its pairs in pass order). None with fewer than two pairs."""
+    pairs = min(len(base), len(var))
+    return paired_ratio(var[:pairs], base[:pairs]) if pairs >= 2 else None
+
+
 def memory_change(
     metric: str, base: Sequence[float], var: Sequence[float]
 ) -> tuple[float, tuple[float, float]] | None:
-    """A memory claim's quantity and interval from the passes of the memory probe: the pass-by-pass
-    ratios of the variant's growth to the baseline's (bench.stats.paired_ratio), over the passes
-    both have (an implementation given more passes than another keeps its pairs in pass order).
+    """A memory claim's quantity and interval from the passes of the memory probe (``_pass_ratio``);
     None with fewer than two pairs."""
-    pairs = min(len(base), len(var))
-    paired = paired_ratio(var[:pairs], base[:pairs]) if pairs >= 2 else None
+    paired = _pass_ratio(base, var)
     if paired is None:
         return None
     estimate, low, high = paired
@@ -304,10 +309,10 @@ def passes_to_decide(claim: Claim, base: Sequence[float], var: Sequence[float], 
     asks again after each pass."""
     if claim.metric not in MEMORY_METRICS or claim.expected is None or claim.hardware:
         return 0
-    pairs = min(len(base), len(var))
-    paired = paired_ratio(var[:pairs], base[:pairs]) if pairs >= 2 else None
+    paired = _pass_ratio(base, var)
     if paired is None:
         return 0
+    pairs = min(len(base), len(var))
     expected = (float(claim.expected[0]), float(claim.expected[1]))
     estimate, low, high = paired
     value, centre = _memory_metric(claim.metric, estimate), math.log(estimate)

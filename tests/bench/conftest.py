@@ -72,6 +72,28 @@ def run_in(
     )
 
 
+def clock_run(project: Path, suite: str, out: Path, min_rounds: int) -> subprocess.CompletedProcess[str]:
+    """pytest --benchmark-only over ``project``'s suites, with ``tests/bench/data/SUITE`` copied in
+    as its only suite (``suites/clock.py``) and timed on that suite's ``virtual_timer``; probes off."""
+    shutil.copy(DATA / suite, project / "suites" / "clock.py")
+    (project / "suites" / "toy.py").unlink()
+    return run_in(
+        project,
+        "-m",
+        "pytest",
+        "suites",
+        "--benchmark-only",
+        f"--benchmark-json={out}",
+        "--benchmark-timer=suites.clock.virtual_timer",
+        f"--benchmark-min-rounds={min_rounds}",
+        "--benchmark-max-time=0.01",
+        "--benchmark-min-time=0.0003",
+        "--bench-no-probes",
+        "-p",
+        "no:cacheprovider",
+    )
+
+
 COUNTED = "suites/toy.py::toy.square[n{}-cpu-{}]"
 COUNTED_IDS = [COUNTED.format(n, v) for n, v in ((8, "reference"), (8, "reference"), (16, "reference"))]
 COUNTED_IDS += [COUNTED.format(8, "nonexistent"), COUNTED.format(8, "forks")]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from bench.claims import (
 )
 from bench.results import load_run
 from bench.stats import Speedup
-from tests.bench.conftest import DATA, run_in
+from tests.bench.conftest import clock_run
 from tests.bench.sample_run import sample_document
 
 
@@ -221,24 +220,8 @@ def test_a_cpu_group_gets_the_trials_that_decide_its_claim_when_its_cuda_items_a
     # reference's): two trials give 0.89x [0.33, 2.4] against a claimed 1.5-3x, inconclusive;
     # a third decides it (refuted). The case also declares CUDA, whose items are collected and
     # skipped here: the claim is judged on the CPU group, so that group gets the third trial.
-    shutil.copy(DATA / "alternating_suite.py", toy_project / "suites" / "clock.py")
-    (toy_project / "suites" / "toy.py").unlink()
     out = toy_project / "out.json"
-    proc = run_in(
-        toy_project,
-        "-m",
-        "pytest",
-        "suites",
-        "--benchmark-only",
-        f"--benchmark-json={out}",
-        "--benchmark-timer=suites.clock.virtual_timer",
-        "--benchmark-min-rounds=3",
-        "--benchmark-max-time=0.01",
-        "--benchmark-min-time=0.0003",
-        "--bench-no-probes",
-        "-p",
-        "no:cacheprovider",
-    )
+    proc = clock_run(toy_project, "alternating_suite.py", out, min_rounds=3)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = load_run(out)
     assert {(r.device, r.variant): len(r.trials) for r in run.records} == {

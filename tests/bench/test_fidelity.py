@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -21,32 +20,15 @@ import pytest
 from bench.environment import cpu_times, others_share, own_cpu_seconds
 from bench.results import load_run
 
-from .conftest import DATA, harness_env, run_in
+from .conftest import clock_run, harness_env
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "fidelity.py"
 TOLERANCE = 0.25  # the loose check's bound on the harness's median against timeit's
 
 
 def test_recorded_median_is_the_per_call_cost(toy_project: Path, counts_finished: None) -> None:
-    shutil.copy(DATA / "clock_suite.py", toy_project / "suites" / "clock.py")
-    (toy_project / "suites" / "toy.py").unlink()
     out = toy_project / "clock.json"
-    proc = run_in(
-        toy_project,
-        "-m",
-        "pytest",
-        "suites",
-        "--benchmark-only",
-        f"--benchmark-json={out}",
-        "--benchmark-timer=suites.clock.virtual_timer",
-        "--benchmark-min-rounds=7",
-        "--benchmark-max-time=0.01",
-        "--benchmark-min-time=0.0003",
-        "--bench-no-probes",
-        "-p",
-        "no:cacheprovider",
-        "-q",
-    )
+    proc = clock_run(toy_project, "clock_suite.py", out, min_rounds=7)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run = load_run(out)
     medians = {rec.params["n"]: rec.median_s for rec in run.records}

@@ -51,6 +51,9 @@ MORE_TRIALS_FACTOR = 2
 # quick runs moved a speedup by ~18 % (median) with torch's default two threads, 3-7 % with one;
 # and a 2-thread OpenMP op can stall a scheduler tick under contention.
 DEFAULT_THREADS = 1
+# How a worker's glibc malloc is set up before it builds anything (bench.probes.memory): steady
+# (the heap keeps what calls free, so steady-state calls fault no fresh pages) or glibc's default.
+MALLOC_MODES = ("steady", "default")
 # The -m expression a profile uses when none is given: quick leaves out the cases marked `slow`
 # (cold torch.compile, multi-process DDP: minutes each on a 2-core CPU).
 PROFILE_MARKERS: Mapping[str, str] = MappingProxyType({"quick": "not slow", "full": ""})
@@ -148,6 +151,16 @@ OPTIONS: tuple[Option, ...] = (
         commands=("run",),
     ),
     Option(
+        "malloc",
+        "malloc",
+        "glibc malloc in the workers: steady (blocks up to 32 MiB from a heap that keeps what calls "
+        "free: timed calls reuse memory, as a long training process does, and fault no fresh pages, "
+        "whose cost moves with the host) or default (glibc's own, whose thresholds follow what ran "
+        "before in the worker)",
+        {"choices": MALLOC_MODES, "default": "steady"},
+        commands=("run",),
+    ),
+    Option(
         "memory_limit_mb",
         "memory-limit",
         "address space (MiB) a worker may add to what it starts with; beyond it an allocation "
@@ -182,6 +195,7 @@ class RunOptions:
     traces: Path | None = None
     trials: int | None = None
     worker_start: str = "auto"
+    malloc: str = "steady"
     memory_limit_mb: float | None = None
     resume: Path | None = None
     keyword: str | None = None
@@ -200,6 +214,8 @@ class RunOptions:
             raise SelectionError(
                 f"--trials must be at least 2 (an interval needs two processes), got {self.trials}"
             )
+        if self.malloc not in MALLOC_MODES:
+            raise SelectionError(f"unknown --malloc {self.malloc!r}; choose one of {', '.join(MALLOC_MODES)}")
         if self.memory_limit_mb is not None and not self.memory_limit_mb > 0:
             raise SelectionError(f"--memory-limit must be more than 0 MiB, got {self.memory_limit_mb}")
 

@@ -419,6 +419,7 @@ class BenchSession:
                 ),
                 "threads": self.options.worker_threads,
                 "start": self.options.worker_start,
+                "malloc": self.options.malloc,
                 "memory_limit_mb": self.options.memory_limit_mb,
                 "resumed_from": str(self.options.resume) if self.options.resume else None,
                 "journal": str(self.journal.path) if self.journal is not None else None,

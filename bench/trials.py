@@ -535,8 +535,11 @@ def _worker_main(job: Job, conn: Any, in_flight: Any) -> None:
         import torch
 
         from bench.execute import Executor
+        from bench.probes.memory import steady_malloc
 
         torch.set_num_threads(job.settings.threads)
+        if job.options.malloc == "steady":
+            steady_malloc()  # before anything is built: every call of a trial under one allocator
         _limit_memory(job.settings.memory_limit_bytes)
         case = _find_case(job)
         executor = Executor(job.options)
@@ -569,8 +572,8 @@ def _spec(case: Any, job: Job, name: str) -> Any:
 
 def _check(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> None:
     """Check every implementation and measure its seconds per call; then the probes; then, with
-    malloc pinned, peak memory. The order matters: the calibration runs in glibc's default
-    allocator, as the trials do, and pinning (which makes large allocations slower) comes last."""
+    malloc pinned, peak memory. The order matters: the calibration runs under the trials' allocator
+    (RunOptions.malloc), and pinning (which makes large allocations slower) comes last."""
     from bench.execute import Draft, error_kind, new_record
     from bench.probes.memory import pin_malloc
 

@@ -52,6 +52,25 @@ def _release_freed_memory() -> None:
 # glibc's mallopt parameters, and the default thresholds they are pinned at.
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 PINNED_THRESHOLD_BYTES = 128 * 1024
+# The allocator the timed calls run under (RunOptions.malloc "steady"): blocks up to glibc's
+# ceiling for the mmap threshold on 64-bit (32 MiB) come from the heap, and the heap keeps what
+# is freed (trimmed only beyond 1 GiB).
+STEADY_MMAP_THRESHOLD_BYTES = 32 * 2**20
+STEADY_TRIM_THRESHOLD_BYTES = 2**30
+
+
+def _mallopt(mmap_threshold: int, trim_threshold: int) -> bool:
+    """Set glibc's mmap and trim thresholds (which also ends its dynamic raising of them);
+    False without glibc."""
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))
 
 
 def pin_malloc() -> bool:
@@ -64,17 +83,21 @@ def pin_malloc() -> bool:
     250 MiB); pinned, 58.0 / 58.1 and 114.8 / 115.1 MiB: what the call itself holds at its peak.
     Returns whether it was pinned (False without glibc).
     """
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, PINNED_THRESHOLD_BYTES)) and bool(
-        mallopt(M_TRIM_THRESHOLD, PINNED_THRESHOLD_BYTES)
-    )
+    return _mallopt(PINNED_THRESHOLD_BYTES, PINNED_THRESHOLD_BYTES)
+
+
+def steady_malloc() -> bool:
+    """Let a timing worker's calls reuse the memory earlier calls freed, as a long training
+    process (or CUDA's caching allocator) does: blocks up to 32 MiB from the heap, which is
+    never trimmed below 1 GiB.
+
+    Under glibc's default the thresholds move with what was freed before, so a call's page faults
+    (the kernel zeroing fresh pages, whose cost is the host's) follow the implementations that ran
+    before it in the worker. Measured on the 2-core Xeon VM (2026-12-03): ``paco2.covariance``'s
+    reference took 545 minor faults and 1.5 ms of system time per call, 4.0 ms in all; steady,
+    1.8 faults and 1.74 ms. Returns whether it was set (False without glibc).
+    """
+    return _mallopt(STEADY_MMAP_THRESHOLD_BYTES, STEADY_TRIM_THRESHOLD_BYTES)
 
 
 def hwm_resettable() -> bool:

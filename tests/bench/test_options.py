@@ -61,6 +61,7 @@ def test_marker_expression_is_the_profiles_unless_given() -> None:
         ({"memory_limit_mb": 0.0}, "--memory-limit must be more than 0"),
         ({"profile": "huge"}, "unknown profile 'huge'"),
         ({"device": "tpu"}, "unknown device 'tpu'"),
+        ({"malloc": "jemalloc"}, "unknown --malloc .jemalloc.; choose one of steady, default"),
     ],
 )
 def test_bad_values_are_selection_errors(values: dict, message: str) -> None:

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -335,6 +336,74 @@ def test_a_memory_claim_that_the_planned_passes_leave_inconclusive_gets_more_pas
     assert len(more["same"]) == CLAIMED_MEMORY_PASSES  # not in the claim: no more passes
     change = memory_change("memory_increase", more["reference"], more["alternating"])
     assert change is not None and change[1][1] < 5.0, change
+
+
+PAGES_SUITE = """
+import ctypes
+import os
+import resource
+
+from bench import Case, Grid, register
+
+LOG = os.environ["PAGES_LOG"]
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+BLOCK = 24 * 2**20
+
+
+def setup(params, device):
+    return {"n": params["n"]}
+
+
+def reference(n):
+    # Three 24 MiB blocks from malloc, written, then freed. glibc's default mmap threshold rises
+    # with what is freed, to 32 MiB at most, and its trim threshold is twice it: however far what
+    # ran before raised them, the 72 MiB freed at the heap's top is past it, trimmed, and faulted
+    # in again at the next call. Each call logs the process's minor faults so far.
+    blocks = [libc.malloc(BLOCK) for _ in range(3 * n)]
+    for block in blocks:
+        libc.memset(block, 1, BLOCK)
+    for block in blocks:
+        libc.free(block)
+    with open(LOG, "a") as f:
+        f.write(f"{os.getpid()} {resource.getrusage(resource.RUSAGE_SELF).ru_minflt}\\n")
+    return len(blocks)
+
+
+register(Case(name="pages.blocks", setup=setup, reference=reference, variants={"same": reference},
+              grids={"quick": Grid(n=[1]), "full": Grid(n=[1])}))
+"""
+
+
+@pytest.mark.parametrize("malloc", ["steady", "default"])
+def test_steady_malloc_spares_a_trials_calls_the_page_faults_of_memory_freed_before(
+    malloc: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.options import RunOptions
+    from bench.trials import group_job, measure_group
+
+    suite = tmp_path / "pages_suite.py"
+    suite.write_text(PAGES_SUITE)
+    log = tmp_path / "faults.log"
+    monkeypatch.setenv("PAGES_LOG", str(log))  # read by the suite, imported in each worker
+    settings = _toy_settings(trials=2, min_rounds=8, min_time_s=1e-6, time_limit_s=60)
+    job = group_job(suite, tmp_path, "pages.blocks", {"n": 1}, "cpu", ["reference", "same"],
+                    RunOptions(no_probes=True, malloc=malloc), settings)
+    found = measure_group(job)
+    assert all(o.error is None and len(o.trials) == 2 for o in found.values()), found
+    faults: dict[str, list[int]] = {}
+    for line in log.read_text().splitlines():
+        pid, count = line.split()
+        faults.setdefault(pid, []).append(int(count))
+    trial_workers = list(faults.values())[-2:]  # the check worker logged first
+    per_call = sorted(b - a for counts in trial_workers for a, b in pairwise(counts[5:]))
+    median = per_call[len(per_call) // 2]
+    if malloc == "steady":
+        assert median < 100, per_call  # the heap keeps the 72 MiB: nothing to fault in
+    else:
+        assert median > 15_000, per_call  # 18,432 pages trimmed and faulted in again, call after call
 
 
 def test_a_killed_run_resumes_from_its_journal_measuring_nothing_twice(tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ def _gpu(gpu: Mapping[str, Any] | None) -> str:
 def _threads(run: Run) -> str:
     trials = run.info.get("trials") or {}
     if trials.get("threads"):
-        return f"{trials['threads']} in the workers"
+        malloc = f", glibc malloc {trials['malloc']} (`--malloc`)" if trials.get("malloc") else ""
+        return f"{trials['threads']} in the workers{malloc}"
     return str(run.environment.get("threads", "?"))
 
 

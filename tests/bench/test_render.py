@@ -181,3 +181,19 @@ def test_instruction_counts_get_their_columns(tmp_path: Path) -> None:
     assert fast.instruction_ratio == pytest.approx(4.0)
     # A run without counts has no such columns (the golden files above).
     assert "Instructions" not in render_report([_run(tmp_path)], compare_runs([_run(tmp_path)]), [])
+
+
+def test_the_environment_says_the_workers_threads_and_allocator(tmp_path: Path) -> None:
+    def cpu_line(trials: dict | None) -> str:  # type: ignore[type-arg]
+        doc = sample_document()
+        if trials is not None:
+            doc["bench"]["trials"] = trials
+        run = _loaded(tmp_path, doc)
+        text = render_report([run], compare_runs([run]), [])
+        return next(line for line in text.splitlines() if line.startswith("- **CPU**"))
+
+    steady = cpu_line({"threads": 1, "malloc": "steady"})
+    assert steady.endswith("torch threads 1 in the workers, glibc malloc steady (`--malloc`)")
+    # A run from before the option names no allocator; one without trials, the run's threads.
+    assert cpu_line({"threads": 1}).endswith("torch threads 1 in the workers")
+    assert cpu_line(None).endswith("torch threads 2")

@@ -377,9 +377,13 @@ register(Case(name="pages.blocks", setup=setup, reference=reference, variants={"
 """
 
 
-@pytest.mark.parametrize("malloc", ["steady", "default"])
+@pytest.mark.parametrize(
+    ("malloc", "start"),
+    # spawn: how a CUDA group's workers start (a fresh interpreter sets the allocator the same way)
+    [("steady", "fork"), ("default", "fork"), ("steady", "spawn")],
+)
 def test_steady_malloc_spares_a_trials_calls_the_page_faults_of_memory_freed_before(
-    malloc: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    malloc: str, start: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bench.options import RunOptions
     from bench.trials import group_job, measure_group
@@ -388,7 +392,7 @@ def test_steady_malloc_spares_a_trials_calls_the_page_faults_of_memory_freed_bef
     suite.write_text(PAGES_SUITE)
     log = tmp_path / "faults.log"
     monkeypatch.setenv("PAGES_LOG", str(log))  # read by the suite, imported in each worker
-    settings = _toy_settings(trials=2, min_rounds=8, min_time_s=1e-6, time_limit_s=60)
+    settings = _toy_settings(trials=2, min_rounds=8, min_time_s=1e-6, time_limit_s=60, start=start)
     job = group_job(suite, tmp_path, "pages.blocks", {"n": 1}, "cpu", ["reference", "same"],
                     RunOptions(no_probes=True, malloc=malloc), settings)
     found = measure_group(job)

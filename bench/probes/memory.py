@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import threading
 from collections.abc import Callable
@@ -34,19 +35,25 @@ def _status_kib(field: str) -> int:
     raise OSError(f"{field} not found in {_STATUS}")
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, loaded once (find_library runs ldconfig); None where there is none."""
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
 def _release_freed_memory() -> None:
     # Freed heap pages stay resident until trimmed; without this a call that reuses an earlier
     # call's freed memory would show no growth at all.
     gc.collect()
-    name = ctypes.util.find_library("c")
-    if name:
-        try:
-            libc = ctypes.CDLL(name)
-            trim = getattr(libc, "malloc_trim", None)
-            if trim is not None:
-                trim(0)
-        except OSError:
-            pass
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 # glibc's mallopt parameters, and the default thresholds they are pinned at.
@@ -62,13 +69,8 @@ STEADY_TRIM_THRESHOLD_BYTES = 2**30
 def _mallopt(mmap_threshold: int, trim_threshold: int) -> bool:
     """Set glibc's mmap and trim thresholds (which also ends its dynamic raising of them);
     False without glibc."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))
 

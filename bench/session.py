@@ -35,6 +35,7 @@ from bench.trials import (
     Job,
     Outcome,
     TrialSettings,
+    WorkerSeconds,
     check_groups,
     cycles_per_trial,
     group_job,
@@ -89,7 +90,7 @@ class BenchSession:
         self.journal: Journal | None = None
         self._warmed = False
         self._precisions: dict[Callable[[], float], float] = {}  # per timer, measured once
-        self.worker_seconds: list[tuple[str, float]] = []  # (phase, wall seconds) of every worker
+        self.worker_seconds: list[WorkerSeconds] = []  # (phase, wall seconds, group) of every worker
         results = config.getoption("benchmark_json", None)
         if self.options.resume is not None:
             _, self._outcomes = read_journal(self.options.resume)
@@ -453,13 +454,22 @@ class BenchSession:
         }
 
 
-def _worker_summary(seconds: Sequence[tuple[str, float]]) -> dict[str, Any]:
-    """What the workers cost: per phase, how many, their median and total wall seconds."""
+def _worker_summary(seconds: Sequence[WorkerSeconds]) -> dict[str, Any]:
+    """What the workers cost: per phase, how many, their median and total wall seconds; and per
+    group, its check's and its trials' wall seconds, the costliest group first (where a run's time
+    goes)."""
     out: dict[str, Any] = {}
     for phase in ("check", "trial"):
-        values = sorted(s for p, s in seconds if p == phase)
+        values = sorted(s for p, s, _ in seconds if p == phase)
         if values:
             out[phase] = {"count": len(values), "median_s": values[len(values) // 2], "total_s": sum(values)}
+    groups: dict[str, dict[str, float]] = {}
+    for phase, value, group in seconds:
+        cost = groups.setdefault(group, {"check_s": 0.0, "trial_s": 0.0, "trials": 0})
+        cost[f"{phase}_s"] += value
+        cost["trials"] += phase == "trial"
+    if groups:
+        out["groups"] = dict(sorted(groups.items(), key=lambda g: -(g[1]["check_s"] + g[1]["trial_s"])))
     return out
 
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench.case import MEMORY_METRICS, REFERENCE
+from bench.case import MEMORY_METRICS, REFERENCE, point_id
 from bench.options import RunOptions
 
 AA = "reference (A/A)"  # the reference timed a second time, as if it were a variant
@@ -130,6 +130,11 @@ class Job:
     trial: int = 0
     iterations: dict[str, int] = field(default_factory=dict)
     judged: tuple[str, ...] = ()  # the claims the audit judges on this group (their ids)
+
+    @property
+    def group(self) -> str:
+        """The group, as a run's console and its cost summary name it."""
+        return f"{self.case}[{point_id(self.params)}-{self.device}]"
 
 
 # -- the parent's side ------------------------------------------------------------------------
@@ -248,6 +253,8 @@ class _Running:
 # A plan: a generator that yields the jobs of one group's phase, one after another, and is sent
 # how each worker ended.
 Plan = Generator[Job, _Ended, None]
+# What one worker cost: its phase ("check" or "trial"), wall seconds, and group (Job.group).
+WorkerSeconds = tuple[str, float, str]
 
 
 def _drive(plans: Sequence[Plan], width: int = 1, done: Callable[[int], None] | None = None) -> None:
@@ -324,13 +331,13 @@ def group_job(
     )
 
 
-def _check_plan(base: Job, outcomes: dict[str, Outcome], seconds: list[tuple[str, float]]) -> Plan:
+def _check_plan(base: Job, outcomes: dict[str, Outcome], seconds: list[WorkerSeconds]) -> Plan:
     """Check every implementation of ``base`` in order; a worker that dies costs only the one in
     flight, and the rest go on in a new worker."""
     pending = list(base.names)
     while pending:
         ended = yield replace(base, names=tuple(pending))
-        seconds.append(("check", ended.seconds))
+        seconds.append(("check", ended.seconds, base.group))
         for message in ended.messages:
             _take(message, outcomes)
         finished = [n for n in pending if outcomes[n].record is not None or outcomes[n].error is not None]
@@ -352,7 +359,7 @@ def _check_plan(base: Job, outcomes: dict[str, Outcome], seconds: list[tuple[str
 def check_groups(
     jobs: Sequence[Job],
     width: int,
-    worker_seconds: list[tuple[str, float]] | None = None,
+    worker_seconds: list[WorkerSeconds] | None = None,
     done: Callable[[int], None] | None = None,
 ) -> list[dict[str, Outcome]]:
     """The checks of several groups (``group_job``), ``width`` workers at a time: what
@@ -369,7 +376,7 @@ def check_groups(
 
 def measure_group(
     job: Job,
-    worker_seconds: list[tuple[str, float]] | None = None,
+    worker_seconds: list[WorkerSeconds] | None = None,
     decide: Callable[[dict[str, Outcome]], int] | None = None,
     checked: dict[str, Outcome] | None = None,
 ) -> dict[str, Outcome]:
@@ -417,7 +424,7 @@ def measure_group(
                 break
         job = replace(base, phase="trial", names=tuple(timed), trial=trial, iterations=iterations)
         ended = _run_worker(job)
-        seconds.append(("trial", ended.seconds))
+        seconds.append(("trial", ended.seconds, base.group))
         rounds = next((m[1] for m in ended.messages if m[0] == "rounds"), None)
         failed = {m[1]: m for m in ended.messages if m[0] == "failed"}
         if rounds is not None and ended.failure is None and not failed:

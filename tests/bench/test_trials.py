@@ -250,7 +250,7 @@ def test_checks_run_side_by_side_and_a_crash_in_one_costs_the_other_nothing(
     names = ["reference", "same", "segfault"]
     jobs = [group_job(suite, tmp_path, "meet.add", {"n": n}, "cpu", names, options, settings) for n in (1, 2)]
     ended: list[int] = []
-    seconds: list[tuple[str, float]] = []
+    seconds: list[tuple[str, float, str]] = []
     found = check_groups(jobs, 2, seconds, ended.append)
     assert (meet / "1.met").read_text() == (meet / "2.met").read_text() == "True"
     assert sorted(ended) == [0, 1]
@@ -260,7 +260,8 @@ def test_checks_run_side_by_side_and_a_crash_in_one_costs_the_other_nothing(
         error = outcomes["segfault"].error
         assert error is not None and error["kind"] == "crash" and error["signal"] == "SIGSEGV"
     # Per group: the worker that died in the segfault, then one for the two it had not reported.
-    assert [phase for phase, _ in seconds] == ["check"] * 4
+    assert [phase for phase, _, _ in seconds] == ["check"] * 4
+    assert sorted(group for _, _, group in seconds) == ["meet.add[n1-cpu]"] * 2 + ["meet.add[n2-cpu]"] * 2
 
 
 GROWTH_SUITE = """
@@ -456,6 +457,14 @@ def test_a_spawned_worker_imports_the_suite_itself(fault_runs: dict[str, Future[
     doc = json.loads((project / "spawn.json").read_text())
     assert {b["extra_info"]["bench"]["variant"] for b in doc["benchmarks"]} == {"reference", "same"}
     assert doc["bench"]["trials"]["start"] == "spawn"
+    # Where the run's time went: each group's check and trial workers, summed to the phase totals.
+    workers = doc["bench"]["trials"]["workers"]
+    groups = workers["groups"]
+    assert groups and all(g["trials"] == 2 and g["check_s"] > 0 and g["trial_s"] > 0 for g in groups.values())
+    assert sum(g["trial_s"] for g in groups.values()) == pytest.approx(workers["trial"]["total_s"])
+    assert sum(g["check_s"] for g in groups.values()) == pytest.approx(workers["check"]["total_s"])
+    costs = [g["check_s"] + g["trial_s"] for g in groups.values()]
+    assert costs == sorted(costs, reverse=True)
 
 
 def test_the_trial_interval_spans_the_variation_between_trials() -> None:

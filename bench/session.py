@@ -151,6 +151,9 @@ class BenchSession:
             memory_limit_bytes=int(memory * 2**20) if memory is not None else None,
             timer=timer,
             timer_precision_s=self._precision(timer),
+            # Side by side while they build and warm up, as the checks do; one at a time on CUDA,
+            # where two processes would share the device.
+            ready_width=1 if spec.device.startswith("cuda") else self.check_width(),
         )
 
     def _precision(self, timer: Callable[[], float]) -> float:

@@ -60,6 +60,9 @@ class TrialSettings:
     threads: int  # torch intra-op threads in the workers
     start: str = "fork"  # or "spawn"
     max_trials: int = 0  # at most this many where ``measure_group``'s ``decide`` asks for more
+    # Trial workers that build and warm up side by side (their timed cycles still run one at a
+    # time, with every other worker idle): ``measure_group``.
+    ready_width: int = 1
     memory_limit_bytes: int | None = None  # address space a worker may add to what it starts with
     seed: int = 0
     timer: Callable[[], float] = time.perf_counter  # pytest-benchmark's --benchmark-timer
@@ -145,7 +148,7 @@ class _Ended:
     messages: list[tuple[Any, ...]]
     failure: dict[str, Any] | None  # the worker's death: kind, message, signal
     blamed: str | None  # the implementation in flight when it died
-    seconds: float = 0.0  # the worker's wall time, start to exit
+    seconds: float = 0.0  # the worker's wall time, start to exit, less any wait for its turn
 
 
 def _signal_name(number: int) -> str:
@@ -169,8 +172,10 @@ class _Running:
         ctx: Any = multiprocessing.get_context(job.settings.start)
         self.receiver, sender = ctx.Pipe(duplex=False)
         self.in_flight = ctx.Value("i", -1, lock=False)
+        # A trial worker, warmed up, waits for this before its timed cycles (``go``).
+        self.turn = ctx.Event() if job.phase == "trial" else None
         self.process = ctx.Process(
-            target=_worker_main, args=(job, sender, self.in_flight), name=f"bench-{job.phase}"
+            target=_worker_main, args=(job, sender, self.in_flight, self.turn), name=f"bench-{job.phase}"
         )
         if job.settings.start == "fork":
             # The parent's objects out of the collector's reach: a collection in the child would
@@ -184,6 +189,9 @@ class _Running:
         self.failure: dict[str, Any] | None = None
         self.done = False
         self.over = False  # no more messages to read: done, failed, or the pipe closed
+        self.ready = False  # a trial worker warmed up, waiting for its turn to time
+        self.waited_s = 0.0  # how long it waited (not its own time: not counted against it)
+        self._waiting_since: float | None = None
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -202,10 +210,23 @@ class _Running:
         if kind == "timing":
             # The cycles: every implementation's budget, plus one limit for a slow round.
             self.deadline = time.monotonic() + self.limit + message[1]
+        elif kind == "ready":
+            # Waiting for its turn is the parent's doing: no deadline until ``go``.
+            self.ready, self._waiting_since = True, time.perf_counter()
+            self.deadline = math.inf
         elif kind == "done":
             self.done = self.over = True
         else:
             self.deadline = time.monotonic() + self.limit
+
+    def go(self) -> None:
+        """Let a trial worker that is ready start its timed cycles."""
+        if self._waiting_since is not None:
+            self.waited_s += time.perf_counter() - self._waiting_since
+            self._waiting_since = None
+        self.deadline = time.monotonic() + self.limit
+        assert self.turn is not None
+        self.turn.set()
 
     def expire(self) -> None:
         """Kill the worker if it ran past its deadline."""
@@ -241,7 +262,9 @@ class _Running:
         names = self.job.names
         index = self.in_flight.value
         blamed = names[index] if self.failure is not None and 0 <= index < len(names) else None
-        return _Ended(self.messages, self.failure, blamed, time.perf_counter() - self.began)
+        if self._waiting_since is not None:  # ended (killed) while waiting for its turn
+            self.waited_s += time.perf_counter() - self._waiting_since
+        return _Ended(self.messages, self.failure, blamed, time.perf_counter() - self.began - self.waited_s)
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -290,6 +313,65 @@ def _drive(plans: Sequence[Plan], width: int = 1, done: Callable[[int], None] | 
     finally:
         for running in active:
             running.kill()
+
+
+# Trial workers build side by side only where that many of the group's largest worker (its peak
+# resident set in the check) fit in this share of the memory available.
+READY_MEMORY_SHARE = 0.5
+
+
+def _ready_width(settings: TrialSettings, outcomes: dict[str, Outcome]) -> int:
+    """How many trial workers of a group may build and warm up at once: ``settings.ready_width``,
+    fewer where that many copies of the group's worker would not fit in memory."""
+    width = max(settings.ready_width, 1)
+    if width == 1:
+        return 1
+    import psutil
+
+    memory = [(o.record or {}).get("memory") or {} for o in outcomes.values()]
+    peak = max((m.get("cpu_peak_rss_bytes") or 0 for m in memory), default=0)
+    room = psutil.virtual_memory().available * READY_MEMORY_SHARE
+    return max(1, min(width, int(room // peak))) if peak else width
+
+
+def _run_trials(jobs: Sequence[Job]) -> list[_Ended]:
+    """Trial workers for ``jobs``, started together: each builds its inputs and warms up, says it
+    is ready and waits; once every one of them is ready (or over), they time their cycles one at
+    a time, in order. So the untimed part of a trial shares the machine with another's, and a
+    timed round never does: the others are idle, waiting, or gone. Stops at the first trial that
+    did not bring its rounds (a crash, a failure, a timeout): the ones after it are killed
+    unreleased and not returned (they are run again without what failed)."""
+    batch = [_Running(job) for job in jobs]
+    found: list[_Ended] = []
+    try:
+        _pump(batch, lambda: all(r.ready or r.over for r in batch))
+        for running in batch:
+            if not running.over:
+                running.go()
+                _pump([running], lambda: running.over)  # noqa: B023 (called before the loop moves on)
+            ended = running.finish()
+            found.append(ended)
+            brought = ended.failure is None and any(m[0] == "rounds" for m in ended.messages)
+            if not brought or any(m[0] == "failed" for m in ended.messages):
+                break
+    finally:
+        for running in batch:
+            running.kill()
+    return found
+
+
+def _pump(workers: Sequence[_Running], until: Callable[[], bool]) -> None:
+    """Read the workers' messages and enforce their deadlines until ``until()`` holds."""
+    while not until():
+        live = [r for r in workers if not r.over]
+        if not live:
+            return
+        wait = max(min(min(r.remaining() for r in live), 1.0), 0.0)
+        ready = multiprocessing.connection.wait([r.receiver for r in live], wait)
+        for running in live:
+            if running.receiver in ready:
+                running.read()
+            running.expire()
 
 
 def _run_worker(job: Job) -> _Ended:
@@ -422,15 +504,23 @@ def measure_group(
             target = min(decide(outcomes), settings.max_trials)
             if target <= trial:
                 break
-        job = replace(base, phase="trial", names=tuple(timed), trial=trial, iterations=iterations)
-        ended = _run_worker(job)
-        seconds.append(("trial", ended.seconds, base.group))
-        rounds = next((m[1] for m in ended.messages if m[0] == "rounds"), None)
-        failed = {m[1]: m for m in ended.messages if m[0] == "failed"}
-        if rounds is not None and ended.failure is None and not failed:
+        jobs = [
+            replace(base, phase="trial", names=tuple(timed), trial=number, iterations=iterations)
+            for number in range(trial, min(trial + _ready_width(settings, outcomes), target))
+        ]
+        ended: _Ended | None = None
+        failed: dict[str, tuple[Any, ...]] = {}
+        for ended in _run_trials(jobs):
+            seconds.append(("trial", ended.seconds, base.group))
+            rounds = next((m[1] for m in ended.messages if m[0] == "rounds"), None)
+            failed = {m[1]: m for m in ended.messages if m[0] == "failed"}
+            if rounds is None or ended.failure is not None or failed:
+                break
             for name in timed:
                 outcomes[name].trials.append(list(rounds[name]))
             trial += 1
+            ended = None
+        if ended is None:
             continue
         # A failure in a trial: that implementation is out, the trial is run again without it.
         for name, message in failed.items():
@@ -535,7 +625,7 @@ def _limit_memory(extra_bytes: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (current + extra_bytes, current + extra_bytes))
 
 
-def _worker_main(job: Job, conn: Any, in_flight: Any) -> None:
+def _worker_main(job: Job, conn: Any, in_flight: Any, turn: Any = None) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
@@ -553,7 +643,7 @@ def _worker_main(job: Job, conn: Any, in_flight: Any) -> None:
         if job.phase == "check":
             _check(job, case, executor, conn, in_flight)
         else:
-            _trial(job, case, executor, conn, in_flight)
+            _trial(job, case, executor, conn, in_flight, turn)
         conn.send(("done",))
     except BaseException as exc:  # the worker's own failure (not an implementation's): say what
         conn.send(("fatal", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
@@ -736,7 +826,7 @@ def timer_precision(timer: Callable[[], float]) -> float:
     return float(compute_timer_precision(timer))  # type: ignore[no-untyped-call]
 
 
-def _trial(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> None:
+def _trial(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any, turn: Any = None) -> None:
     from bench.execute import error_kind
 
     calls: dict[str, Callable[[], Any]] = {}
@@ -757,7 +847,6 @@ def _trial(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> Non
         calls[name], own = caller.timed()
         context = context or own  # one mode per case: the same context for every implementation
     budget_s = job.settings.budget_s * len(job.names)
-    conn.send(("timing", budget_s))
     index_of = {name: i for i, name in enumerate(job.names)}
     rounds: dict[str, list[float]] = {name: [] for name in job.names}
     key = f"{job.case}|{job.params}|{job.device}|{job.settings.seed}"
@@ -769,9 +858,16 @@ def _trial(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any) -> Non
             # An untimed round of each fast implementation (several calls per round): a fresh
             # process's first rounds fault pages in. A slow one was warmed by its first call.
             if job.iterations[name] > 1:
+                in_flight.value = index_of[name]
                 fn = calls[name]
                 for _ in range(job.iterations[name]):
                     fn()
+        if turn is not None:
+            # Warmed up: wait (idle) until no other worker is building or warming up.
+            in_flight.value = -1
+            conn.send(("ready",))
+            turn.wait()
+        conn.send(("timing", budget_s))
         end = timer() + budget_s
         cycle = 0
         while cycle < job.settings.min_rounds or (timer() < end and cycle < MAX_CYCLES):

@@ -411,6 +411,86 @@ def test_steady_malloc_spares_a_trials_calls_the_page_faults_of_memory_freed_bef
         assert median > 15_000, per_call  # 18,432 pages trimmed and faulted in again, call after call
 
 
+LOG_SUITE = """
+import os
+import time
+
+import torch
+
+from bench import Case, Grid, register
+
+LOG = os.environ["ACTIVITY_LOG"]
+
+
+def _log(kind, name, began):
+    with open(LOG, "a") as f:
+        f.write(f"{os.getpid()} {kind} {name} {began} {time.monotonic()}\\n")
+
+
+def setup(params, device):
+    began = time.monotonic()
+    time.sleep(0.3)  # long enough for two workers' set-ups to meet, if they run side by side
+    _log("setup", "-", began)
+    return {"x": torch.ones(4)}
+
+
+def _busy(name):
+    def call(x):
+        began = time.monotonic()
+        while time.monotonic() - began < 0.02:
+            pass
+        _log("call", name, began)
+        return x + 1
+    return call
+
+
+# No warm-up calls but the first: a worker's first call of each implementation is its only
+# untimed one (rounds of one call).
+register(Case(name="log.busy", setup=setup, reference=_busy("reference"), variants={"other": _busy("other")},
+              mode="forward", grids={"quick": Grid(n=[1]), "full": Grid(n=[1])}, warmup_calls=0))
+"""
+
+
+def test_trial_workers_warm_up_side_by_side_and_time_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.options import RunOptions
+    from bench.trials import group_job, measure_group
+
+    suite = tmp_path / "log_suite.py"
+    suite.write_text(LOG_SUITE)
+    log = tmp_path / "activity.log"
+    monkeypatch.setenv("ACTIVITY_LOG", str(log))
+    settings = _toy_settings(trials=4, min_rounds=3, budget_s=0.0, min_time_s=1e-6, ready_width=2)
+    job = group_job(suite, tmp_path, "log.busy", {"n": 1}, "cpu", ["reference", "other"],
+                    RunOptions(no_probes=True), settings)
+    seconds: list[tuple[str, float, str]] = []
+    found = measure_group(job, worker_seconds=seconds)
+    assert all(o.error is None and len(o.trials) == 4 for o in found.values()), found
+    events = [line.split() for line in log.read_text().splitlines()]
+    check_pid = events[0][0]  # the check worker logs first, alone
+    spans: dict[str, list[tuple[str, str, float, float]]] = {}
+    for pid, kind, name, began, ended in events:
+        if pid != check_pid:
+            spans.setdefault(pid, []).append((kind, name, float(began), float(ended)))
+    assert len(spans) == 4
+    # Built side by side: two trial workers' set-ups overlap in time (pairs of workers).
+    setups = sorted((b, e) for s in spans.values() for kind, _, b, e in s if kind == "setup")
+    assert sum(setups[i][1] > setups[i + 1][0] for i in range(len(setups) - 1)) >= 2, setups
+    # Timed alone: every call after an implementation's first one in its worker (its warm-up)
+    # overlaps nothing another worker did.
+    for pid, mine in spans.items():
+        warmed: set[str] = set()
+        for kind, name, began, ended in mine:
+            if kind != "call" or name not in warmed:
+                warmed.add(name)
+                continue
+            for other, theirs in spans.items():
+                if other != pid:
+                    assert all(e <= began or b >= ended for _, _, b, e in theirs), (pid, name, began, other)
+    # A worker's seconds leave out its wait for its turn: none is as long as two workers' trials.
+    trials = [s for phase, s, _ in seconds if phase == "trial"]
+    assert len(trials) == 4 and max(trials) < 2 * min(trials), trials
+
+
 def test_a_killed_run_resumes_from_its_journal_measuring_nothing_twice(tmp_path: Path) -> None:
     project = _project(tmp_path, SLOW_SUITE, "slow")
     log = project / "setups.log"

@@ -428,6 +428,8 @@ class BenchSession:
                 "resumed_from": str(self.options.resume) if self.options.resume else None,
                 "journal": str(self.journal.path) if self.journal is not None else None,
                 "workers": _worker_summary(self.worker_seconds),
+                # A CPU group's trial workers that build and warm up at a time (then time alone).
+                "ready_width": self.check_width(),
                 # Checks run ahead of the trials, side by side: how many at a time, wall seconds.
                 "checks_ahead": {"width": self.check_width(), "wall_s": self.check_ahead_s}
                 if self.check_ahead_s is not None

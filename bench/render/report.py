@@ -209,6 +209,31 @@ def _timing_method(run: Run, timing: Mapping[str, Any]) -> list[str]:
         "processes. Claims, the gate and history use the same interval.",
         "- **A/A control**: in every trial the reference is timed once more as if it were a variant; "
         "its speedup should be 1 and its interval should contain 1 (see the A/A section).",
+        *_run_cost(run),
+    ]
+
+
+def _run_cost(run: Run) -> list[str]:
+    """Where the run's time went, from the workers' seconds (none for runs that did not keep them)."""
+    trials = run.info.get("trials") or {}
+    workers = trials.get("workers") or {}
+    groups = workers.get("groups") or {}
+    if not groups:
+        return []
+    check, trial, ahead = workers.get("check") or {}, workers.get("trial") or {}, trials.get("checks_ahead")
+    started, finished = run.info.get("started"), run.info.get("finished")
+    total = f"{finished - started:.0f} s in all; " if started and finished else ""
+    side = f" ({ahead['width']} at a time, {ahead['wall_s']:.0f} s of wall time)" if ahead else ""
+    width = trials.get("ready_width")
+    ready = f", building and warming up {width} at a time, timing alone" if width else ""
+    costliest = ", ".join(
+        f"`{name}` {cost['check_s'] + cost['trial_s']:.0f} s" for name, cost in list(groups.items())[:5]
+    )
+    return [
+        f"- **Where the time went**: {total}{check.get('count', 0)} check workers, "
+        f"{check.get('total_s', 0):.0f} s{side}; {trial.get('count', 0)} trial workers, "
+        f"{trial.get('total_s', 0):.0f} s{ready}. The costliest groups, check and trials: {costliest} "
+        "(all of them: `trials.workers.groups` in the JSON)."
     ]
 
 

@@ -197,3 +197,29 @@ def test_the_environment_says_the_workers_threads_and_allocator(tmp_path: Path) 
     # A run from before the option names no allocator; one without trials, the run's threads.
     assert cpu_line({"threads": 1}).endswith("torch threads 1 in the workers")
     assert cpu_line(None).endswith("torch threads 2")
+
+
+def test_the_method_says_where_the_runs_time_went(tmp_path: Path) -> None:
+    doc = sample_document()
+    doc["bench"]["started"], doc["bench"]["finished"] = 1000.0, 1571.4
+    doc["bench"]["trials"] = {
+        "per_item": 4,
+        "ready_width": 2,
+        "checks_ahead": {"width": 2, "wall_s": 91.2},
+        "workers": {
+            "check": {"count": 2, "median_s": 1.0, "total_s": 179.4},
+            "trial": {"count": 8, "median_s": 1.0, "total_s": 574.0},
+            "groups": {"slow.case[n1-cpu]": {"check_s": 11.5, "trial_s": 75.6, "trials": 4},
+                       "fast.case[n1-cpu]": {"check_s": 0.2, "trial_s": 1.1, "trials": 4}},
+        },
+    }
+    run = _loaded(tmp_path, doc)
+    text = render_report([run], compare_runs([run]), [])
+    line = next(line for line in text.splitlines() if line.startswith("- **Where the time went**"))
+    assert line.startswith("- **Where the time went**: 571 s in all; 2 check workers, 179 s")
+    assert "179 s (2 at a time, 91 s of wall time); " in line
+    assert "8 trial workers, 574 s, building and warming up 2 at a time, timing alone" in line
+    assert "`slow.case[n1-cpu]` 87 s, `fast.case[n1-cpu]` 1 s" in line
+    # A run that kept no workers' seconds (the golden report's) has no such line.
+    plain = _loaded(tmp_path, sample_document())
+    assert "Where the time went" not in render_report([plain], compare_runs([plain]), [])

@@ -451,7 +451,9 @@ register(Case(name="log.busy", setup=setup, reference=_busy("reference"), varian
 """
 
 
-def test_trial_workers_warm_up_side_by_side_and_time_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trial_workers_warm_up_side_by_side_and_time_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bench.options import RunOptions
     from bench.trials import group_job, measure_group
 

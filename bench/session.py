@@ -23,7 +23,15 @@ from bench.calls import Caller
 from bench.case import REFERENCE, Case, Claim
 from bench.claims import claims_at, trials_to_decide
 from bench.device import DevicePlan, plan_devices
-from bench.environment import cpu_times, describe, load_average, others_share, own_cpu_seconds, steal_share
+from bench.environment import (
+    cpu_times,
+    describe,
+    git_commit,
+    load_average,
+    others_share,
+    own_cpu_seconds,
+    steal_share,
+)
 from bench.execute import Executor, ItemSpec, new_record
 from bench.journal import Group, Journal, journal_path, read_journal
 from bench.options import RunOptions
@@ -69,6 +77,8 @@ class BenchSession:
         self.interrupted = False
         self.item_cases: dict[str, Case] = {}
         self.started = time.time()
+        # The commit the run's code was loaded from: the tree can move on while a run goes on.
+        self.git_at_start = git_commit(self.config.rootpath)
         self.load_at_start = load_average()
         self.cpu_at_start = cpu_times()
         self.own_cpu_at_start = own_cpu_seconds()
@@ -392,6 +402,9 @@ class BenchSession:
         environment = describe(self.plan.run, measure=True, cwd=self.config.rootpath)
         # After the measured limits, which are this run's own work too.
         cpu_end, own_s = cpu_times(), own_cpu_seconds() - self.own_cpu_at_start
+        git, git_end = self.git_at_start, environment.get("git")
+        if git is not None and git_end is not None and git_end != git:
+            git = {**git, "at_end": git_end}  # committed (or edited) while the run went on
         return {
             "schema": SCHEMA,
             "harness_version": __version__,
@@ -403,6 +416,7 @@ class BenchSession:
             },
             "environment": {
                 **environment,
+                "git": git,
                 "load_average": {"start": self.load_at_start, "end": load_average()},
                 "cpu_steal": steal_share(self.cpu_at_start, cpu_end),
                 "cpu_others": others_share(self.cpu_at_start, cpu_end, own_s),

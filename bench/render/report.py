@@ -34,6 +34,10 @@ def _environment(run: Run) -> list[str]:
     gpu = env.get("gpu")
     git = env.get("git") or {}
     commit = (git.get("id") or "unknown")[:10] + (" (uncommitted changes)" if git.get("dirty") else "")
+    end = git.get("at_end")
+    if end:  # the tree moved while the run went on: the commit above is the one it started from
+        moved = (end.get("id") or "unknown")[:10] + (" with uncommitted changes" if end.get("dirty") else "")
+        commit += f" at the start (the tree was at {moved} when it ended)"
     lines = [
         f"- **Run**: `{run.path}`, {run.datetime or 'unknown time'}, profile `{run.profile}`",
         f"- **CPU**: {env.get('cpu_model', '?')}, {env.get('cpu_count', '?')} logical cores, "

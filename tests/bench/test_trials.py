@@ -493,6 +493,53 @@ def test_trial_workers_warm_up_side_by_side_and_time_alone(
     assert len(trials) == 4 and max(trials) < 2 * min(trials), trials
 
 
+MOVING_SUITE = """
+import os
+import subprocess
+
+import torch
+
+from bench import Case, Grid, register
+
+
+def setup(params, device):
+    # The project's tree moves on while the run goes on: a commit during the run (in a worker).
+    if params["n"] == 1 and not os.path.exists("moved"):
+        open("moved", "w").close()
+        subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "moved"], check=True)
+    return {"x": torch.ones(4)}
+
+
+def reference(x):
+    return x + 1
+
+
+register(Case(name="moving.add", setup=setup, reference=reference, variants={"same": reference},
+              mode="forward", grids={"quick": Grid(n=[1, 2]), "full": Grid(n=[1])}))
+"""
+
+
+def test_a_run_names_the_commit_it_started_from_and_where_the_tree_moved(tmp_path: Path) -> None:
+    project = _project(tmp_path, MOVING_SUITE, "moving")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "start"], cwd=project, check=True)
+    started = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True).stdout
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "PYTEST_ADDOPTS": "--benchmark-max-time=0.01"}
+    proc = _bench(project, "run", "--trials", "2", "--no-probes", "--json", "run.json", "--report", "run.md",
+                  env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ended = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True).stdout
+    assert ended != started
+    found = json.loads((project / "run.json").read_text())["bench"]["environment"]["git"]
+    assert found["id"] == started.strip() and found["at_end"]["id"] == ended.strip()
+    assert f"{started.strip()[:10]} at the start (the tree was at {ended.strip()[:10]}" in (
+        project / "run.md"
+    ).read_text()
+
+
 def test_a_killed_run_resumes_from_its_journal_measuring_nothing_twice(tmp_path: Path) -> None:
     project = _project(tmp_path, SLOW_SUITE, "slow")
     log = project / "setups.log"

@@ -51,9 +51,11 @@ class Rules:
     absolute: bool = False
     counts: bool = True
     correctness: bool = True
-    # Instructions per call (callgrind) may rise by at most this fraction; counts are exact, so
-    # the threshold is about what a change of the code is worth flagging, not about noise.
-    instruction_threshold: float = 0.01
+    # Instructions per call (callgrind) may rise by at most this fraction. Counts repeat, but not
+    # exactly: two counting processes of the same small call (220,000 instructions, mostly Python
+    # and dispatch) were 1.08 % apart in a CI run on 2026-12-03 (up to 0.67 % before), from the
+    # heap the counting process is left with; at 1 % the gate would have flagged unchanged code.
+    instruction_threshold: float = 0.02
     instructions: bool = True
     # Where both implementations' counts are unchanged, a wall-clock finding is only a warning.
     counts_decide: bool = True

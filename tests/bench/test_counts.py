@@ -101,23 +101,26 @@ def test_merge_writes_counts_into_records_and_the_run(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 def test_counts_repeat_and_see_more_work(early_counts: list[Future[tuple[list[ItemCount], dict]]]) -> None:
-    """Under callgrind for real, twice. Two counting processes agree within 1 %, the gate's default
-    threshold, and so does the same item counted twice in one process; a larger matrix costs more
+    """Under callgrind for real, twice. Two counting processes agree within the gate's default
+    threshold (2 %), and so does the same item counted twice in one process; a larger matrix costs more
     instructions; an unknown item and one whose call forks get a reason, not a failed pass. About
     50 s. Measured on these 220,000-instruction calls (mostly Python and dispatch): up to 0.62 %
     apart between the two passes of a CI run (0.5 % was this test's bound then), 0.49 % over six
     passes here. Every call is shifted alike (counting in five blocks and taking the median block
     moved as much, up to 0.67 % in eleven passes from two project paths): the counting process's
-    heap after collection depends a little on what its collection did. The CI gate's threshold
-    (2 %) is set from the same jitter."""
+    heap after collection depends a little on what its collection did. A CI run on 2026-12-03 had
+    them 1.08 % apart, past the 1 % that was then the default threshold (and this test's bound)."""
+    from bench.gate import Rules
+
+    threshold = Rules().instruction_threshold
     passes = [future.result(timeout=600) for future in early_counts]
     (first, context), (second, _) = passes
     assert [c.reason for c in first[:3]] == [None, None, None]
     values = [c.instructions_per_call or 0.0 for c in first[:3]]
     again = [c.instructions_per_call or 0.0 for c in second[:3]]
     assert all(v > 0 for v in values)
-    assert values == pytest.approx(again, rel=1e-2)
-    assert values[0] == pytest.approx(values[1], rel=1e-2)
+    assert values == pytest.approx(again, rel=threshold)
+    assert values[0] == pytest.approx(values[1], rel=threshold)
     assert values[2] > 1.01 * values[0]
     assert first[3].instructions_per_call is None and "not collected" in (first[3].reason or "")
     assert first[4].instructions_per_call is None and "starts other processes" in (first[4].reason or "")

@@ -277,8 +277,8 @@ def test_instruction_counts_decide_on_cpu(tmp_path: Path) -> None:
     assert _find(result, "fast", "instructions").status == REGRESSION
     assert _find(result, "reference", "instructions").status == UNCHANGED
     assert result.exit_code() == 1
-    # 0.5 % is inside the default 1 % threshold.
-    within = load_run(_write(tmp_path, "in.json", _counted(document_copy(), {**COUNTS, "fast": 1.005e6})))
+    # 1.5 % is inside the default 2 % threshold (two counting processes of one call: up to 1.08 %).
+    within = load_run(_write(tmp_path, "in.json", _counted(document_copy(), {**COUNTS, "fast": 1.015e6})))
     assert _find(gate(within, base), "fast", "instructions").status == UNCHANGED
 
 

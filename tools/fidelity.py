@@ -80,6 +80,7 @@ def main() -> int:
         }
         ratios: dict[str, list[float]] = {}
         controls: dict[str, list[float]] = {}
+        spreads: dict[str, list[float]] = {}
         for pair in range(args.pairs):
             # timeit just before and just after the harness: their geometric mean is the reference,
             # and their ratio is the control, the machine's own drift over one harness run.
@@ -110,10 +111,14 @@ def main() -> int:
                 ratio = record.median_s / reference
                 ratios.setdefault(record.case, []).append(ratio)
                 controls.setdefault(record.case, []).append(before[record.case] / after[record.case])
+                # The harness's trials against each other: the machine's own moves during the run.
+                medians = [statistics.median(t) for t in record.trials if t]
+                spread = max(medians) / min(medians) - 1 if medians else 0.0
+                spreads.setdefault(record.case, []).append(spread)
                 print(
                     f"pair {pair + 1}  {record.case:18} harness {record.median_s * 1e6:9.2f} µs"
                     f"   timeit {before[record.case] * 1e6:9.2f} / {after[record.case] * 1e6:9.2f} µs"
-                    f"   ratio {ratio:.3f}"
+                    f"   ratio {ratio:.3f}   trials spread {spread:.1%}"
                 )
         worst = 0.0
         for case, values in ratios.items():
@@ -122,7 +127,8 @@ def main() -> int:
             worst = max(worst, abs(ratio - 1))
             print(
                 f"{case:18} median ratio over {len(values)} pairs {ratio:.3f}"
-                f"   (timeit against itself across one harness run: median drift {drift:.1%})"
+                f"   (timeit against itself across one harness run: median drift {drift:.1%};"
+                f" the harness's trials against each other: largest spread {max(spreads[case]):.1%})"
             )
         print(f"worst deviation {worst:.1%} (tolerance {args.tolerance:.0%})")
         return 0 if worst <= args.tolerance else 1

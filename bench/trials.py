@@ -301,12 +301,8 @@ def _drive(plans: Sequence[Plan], width: int = 1, done: Callable[[int], None] | 
                 advance(*queue.pop(0), None)
             if not active:
                 continue
-            wait = max(min(min(r.remaining() for r in active), 1.0), 0.0)
-            ready = multiprocessing.connection.wait([r.receiver for r in active], wait)
+            _poll(list(active))
             for running in list(active):
-                if running.receiver in ready:
-                    running.read()
-                running.expire()
                 if running.over:
                     index, plan = active.pop(running)
                     advance(index, plan, running.finish())
@@ -362,27 +358,20 @@ def _run_trials(jobs: Sequence[Job]) -> list[_Ended]:
 
 def _pump(workers: Sequence[_Running], until: Callable[[], bool]) -> None:
     """Read the workers' messages and enforce their deadlines until ``until()`` holds."""
-    while not until():
-        live = [r for r in workers if not r.over]
-        if not live:
-            return
-        wait = max(min(min(r.remaining() for r in live), 1.0), 0.0)
-        ready = multiprocessing.connection.wait([r.receiver for r in live], wait)
-        for running in live:
-            if running.receiver in ready:
-                running.read()
-            running.expire()
+    while not until() and any(not r.over for r in workers):
+        _poll(workers)
 
 
-def _run_worker(job: Job) -> _Ended:
-    """Start a worker for ``job``, read its messages, and say how it ended."""
-    found: list[_Ended] = []
-
-    def plan() -> Plan:
-        found.append((yield job))
-
-    _drive([plan()])
-    return found[0]
+def _poll(workers: Sequence[_Running]) -> None:
+    """Wait (a second at most, or until the nearest deadline) for a message from any worker that
+    is not over, take one from each that has one, and kill those past their deadline."""
+    live = [r for r in workers if not r.over]
+    wait = max(min(min(r.remaining() for r in live), 1.0), 0.0)
+    ready = multiprocessing.connection.wait([r.receiver for r in live], wait)
+    for running in live:
+        if running.receiver in ready:
+            running.read()
+        running.expire()
 
 
 def group_job(

@@ -233,9 +233,10 @@ def _run_cost(run: Run) -> list[str]:
     costliest = ", ".join(
         f"`{name}` {cost['check_s'] + cost['trial_s']:.0f} s" for name, cost in list(groups.items())[:5]
     )
+    checks, trials_n = check.get("count", 0), trial.get("count", 0)
     return [
-        f"- **Where the time went**: {total}{check.get('count', 0)} check workers, "
-        f"{check.get('total_s', 0):.0f} s{side}; {trial.get('count', 0)} trial workers, "
+        f"- **Where the time went**: {total}{checks} check worker{'s' * (checks != 1)}, "
+        f"{check.get('total_s', 0):.0f} s{side}; {trials_n} trial worker{'s' * (trials_n != 1)}, "
         f"{trial.get('total_s', 0):.0f} s{ready}. The costliest groups, check and trials: {costliest} "
         "(all of them: `trials.workers.groups` in the JSON)."
     ]

@@ -243,8 +243,7 @@ class BenchSession:
             nonlocal finished
             finished += 1
             if self.on_check is not None:
-                group = queued[index][0]
-                self.on_check(finished, len(jobs), f"{group[0]}[{group[1]}-{group[2]}]")
+                self.on_check(finished, len(jobs), jobs[index].group)
 
         checks = check_groups(jobs, self.check_width(), self.worker_seconds, done)
         for (group, _, _), job, found in zip(queued, jobs, checks, strict=True):

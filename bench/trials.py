@@ -150,6 +150,21 @@ class _Ended:
     blamed: str | None  # the implementation in flight when it died
     seconds: float = 0.0  # the worker's wall time, start to exit, less any wait for its turn
 
+    @property
+    def rounds(self) -> dict[str, list[float]] | None:
+        """A trial worker's rounds, per implementation (None where it sent none)."""
+        return next((m[1] for m in self.messages if m[0] == "rounds"), None)
+
+    @property
+    def failed(self) -> dict[str, tuple[Any, ...]]:
+        """The implementations that failed in the worker, with their "failed" messages."""
+        return {m[1]: m for m in self.messages if m[0] == "failed"}
+
+    @property
+    def brought_rounds(self) -> bool:
+        """A trial that timed every implementation: its rounds, no failure, no death."""
+        return self.rounds is not None and self.failure is None and not self.failed
+
 
 def _signal_name(number: int) -> str:
     try:
@@ -347,8 +362,7 @@ def _run_trials(jobs: Sequence[Job]) -> list[_Ended]:
                 _pump([running], lambda: running.over)  # noqa: B023 (called before the loop moves on)
             ended = running.finish()
             found.append(ended)
-            brought = ended.failure is None and any(m[0] == "rounds" for m in ended.messages)
-            if not brought or any(m[0] == "failed" for m in ended.messages):
+            if not ended.brought_rounds:
                 break
     finally:
         for running in batch:
@@ -498,12 +512,10 @@ def measure_group(
             for number in range(trial, min(trial + _ready_width(settings, outcomes), target))
         ]
         ended: _Ended | None = None
-        failed: dict[str, tuple[Any, ...]] = {}
         for ended in _run_trials(jobs):
             seconds.append(("trial", ended.seconds, base.group))
-            rounds = next((m[1] for m in ended.messages if m[0] == "rounds"), None)
-            failed = {m[1]: m for m in ended.messages if m[0] == "failed"}
-            if rounds is None or ended.failure is not None or failed:
+            rounds = ended.rounds
+            if rounds is None or not ended.brought_rounds:
                 break
             for name in timed:
                 outcomes[name].trials.append(list(rounds[name]))
@@ -512,7 +524,7 @@ def measure_group(
         if ended is None:
             continue
         # A failure in a trial: that implementation is out, the trial is run again without it.
-        for name, message in failed.items():
+        for name, message in ended.failed.items():
             outcomes[name].error = {"kind": message[2], "message": message[3]}
         if ended.failure is not None:
             blamed = ended.blamed or REFERENCE

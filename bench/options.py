@@ -146,8 +146,9 @@ OPTIONS: tuple[Option, ...] = (
         "worker_start",
         "worker-start",
         "how workers start: fork (from the run's process, which has imported torch and the suites), "
-        "spawn (a fresh interpreter), or auto (spawn for CUDA items, fork otherwise)",
-        {"choices": ("auto", "fork", "spawn"), "default": "auto"},
+        "forkserver (forked from a fresh interpreter that has imported them and never touches CUDA), "
+        "spawn (a fresh interpreter each), or auto (forkserver for CUDA items, fork otherwise)",
+        {"choices": ("auto", "fork", "forkserver", "spawn"), "default": "auto"},
         commands=("run",),
     ),
     Option(

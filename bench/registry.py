@@ -57,6 +57,12 @@ class Registry:
         path = path.resolve()
         return [self._cases[n] for n, f in self._files.items() if f == path]
 
+    def importable_modules(self) -> list[str]:
+        """The modules that declared cases and that another interpreter can import by name (not
+        those imported by path under a name of their own, nor a script's ``__main__``)."""
+        names = {m for m in self._modules.values() if m != "__main__" and not m.startswith(PATH_PREFIX)}
+        return sorted(names)
+
     def __iter__(self) -> Iterator[Case]:
         return iter(list(self._cases.values()))
 
@@ -65,6 +71,8 @@ class Registry:
 
 
 REGISTRY = Registry()
+# The module name of a suite imported by path (``_import``).
+PATH_PREFIX = "bench_suite_"
 
 
 def register(case: Case) -> Case:
@@ -142,7 +150,7 @@ def _import(path: Path) -> ModuleType:
                 return module
             # Another package of that name shadows the project's: import the file by path.
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
-    unique = f"bench_suite_{path.stem}_{digest}"
+    unique = f"{PATH_PREFIX}{path.stem}_{digest}"
     spec = importlib.util.spec_from_file_location(unique, path)
     if spec is None or spec.loader is None:
         raise SuiteError(f"{path} cannot be imported as a Python file")

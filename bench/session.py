@@ -145,7 +145,9 @@ class BenchSession:
         timing = self.item_timing(spec.case)
         start = self.options.worker_start
         if start == "auto":
-            start = "spawn" if spec.device.startswith("cuda") else "fork"
+            # A child forked from the run's process could not use CUDA once the process has
+            # initialised it (its environment measures the GPU): a fork server never does.
+            start = "forkserver" if spec.device.startswith("cuda") else "fork"
         memory = self.options.memory_limit_mb
         timer = _timer(opt("benchmark_timer"))
         return TrialSettings(

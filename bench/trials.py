@@ -16,8 +16,10 @@ The parent never calls an implementation: it sends a job, reads messages, enforc
 limit (killing a worker that hangs, even inside native code) and turns a worker's death into a
 failure of the implementation that was running (``crash`` with its signal, or ``timeout``); the
 group's other implementations go on in a new worker. Workers are forked from the pytest process
-(which has imported torch and the suites, and has run nothing), or spawned where the group runs
-on CUDA, which a forked child cannot initialise.
+(which has imported torch and the suites, and has run nothing), or, where the group runs on CUDA
+(which a child forked from a process that has initialised CUDA cannot use), from a fork server:
+a fresh interpreter that has imported torch, the harness and the suites and never touches CUDA
+(``spawn``, a fresh interpreter per worker, costs that import in every worker).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class TrialSettings:
     min_time_s: float  # the shortest timed round (more calls per round below it)
     time_limit_s: float  # per step of a worker: one implementation's check, setup, or the cycles
     threads: int  # torch intra-op threads in the workers
-    start: str = "fork"  # or "spawn"
+    start: str = "fork"  # or "forkserver", "spawn"
     max_trials: int = 0  # at most this many where ``measure_group``'s ``decide`` asks for more
     # Trial workers that build and warm up side by side (their timed cycles still run one at a
     # time, with every other worker idle): ``measure_group``.
@@ -119,10 +121,11 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Job:
-    """What one worker is asked to do (picklable: a spawned worker gets it by pickle)."""
+    """What one worker is asked to do (picklable: a worker from a fork server or spawned gets it by
+    pickle)."""
 
     phase: str  # "check" or "trial"
-    suite: str  # the suite file that declares the case, for a spawned worker to import
+    suite: str  # the suite file that declares the case, for a worker to import where it has not
     rootdir: str
     case: str
     params: dict[str, Any]
@@ -166,6 +169,22 @@ class _Ended:
         return self.rounds is not None and self.failure is None and not self.failed
 
 
+# What the fork server imports before it forks a worker: what every worker imports, so that a
+# worker pays only for its own case. CUDA is never initialised there.
+FORKSERVER_PRELOAD = ("torch", "bench.trials", "bench.execute", "bench.probes")
+
+
+def _context(start: str) -> Any:
+    """multiprocessing's context for ``start``; the fork server's preloads the suites too (those
+    importable by name, as the registry holds them when the first worker starts)."""
+    ctx: Any = multiprocessing.get_context(start)
+    if start == "forkserver":
+        from bench.registry import REGISTRY
+
+        ctx.set_forkserver_preload([*FORKSERVER_PRELOAD, *REGISTRY.importable_modules()])
+    return ctx
+
+
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -184,7 +203,7 @@ class _Running:
     def __init__(self, job: Job) -> None:
         self.job = job
         self.began = time.perf_counter()
-        ctx: Any = multiprocessing.get_context(job.settings.start)
+        ctx = _context(job.settings.start)
         self.receiver, sender = ctx.Pipe(duplex=False)
         self.in_flight = ctx.Value("i", -1, lock=False)
         # A trial worker, warmed up, waits for this before its timed cycles (``go``).
@@ -656,7 +675,8 @@ def _worker_main(job: Job, conn: Any, in_flight: Any, turn: Any = None) -> None:
 def _find_case(job: Job) -> Any:
     from bench.registry import load_suite
 
-    # Forked, the suite is imported already; spawned, this imports it.
+    # Forked (from the parent, or from a fork server that preloaded it), the suite is imported
+    # already; spawned, this imports it.
     found = {c.name: c for c in load_suite(Path(job.suite), Path(job.rootdir))}
     return found[job.case]
 

@@ -64,6 +64,63 @@ def test_bench_run_on_cuda(toy_project: Path) -> None:
     assert all(r["memory"]["cuda_peak_allocated_bytes"] is not None for r in records)
 
 
+GPU_SUITE = """
+import ctypes
+
+import torch
+
+from bench import Case, Grid, register
+
+
+def setup(params, device):
+    gen = torch.Generator().manual_seed(0)
+    return {"a": torch.randn(params["n"], params["n"], generator=gen).to(device)}
+
+
+def product(a):
+    return a @ a
+
+
+def segfault(a):
+    ctypes.string_at(0)  # a read of address 0, after this worker has initialised CUDA
+
+
+register(Case(name="gpu.product", setup=setup, reference=product,
+              variants={"same": product, "segfault": segfault},
+              grids={"quick": Grid(n=[4096]), "full": Grid(n=[4096])}))
+"""
+
+
+@pytest.mark.parametrize("start", ["forkserver", "spawn"])
+def test_a_cuda_worker_times_synchronised_calls_reads_its_allocator_and_may_crash(
+    start: str, tmp_path: Path
+) -> None:
+    # In this process CUDA is initialised already (the tests above): its workers must start from a
+    # fork server or a fresh interpreter, never a fork of it.
+    from bench.options import RunOptions
+    from bench.trials import TrialSettings, group_job, measure_group
+
+    torch.ones(1, device="cuda")
+    suite = tmp_path / "gpu_suite.py"
+    suite.write_text(GPU_SUITE)
+    settings = TrialSettings(trials=2, budget_s=0.05, min_rounds=2, min_time_s=1e-6, time_limit_s=60,
+                             threads=1, start=start, timer_precision_s=1e-9)
+    job = group_job(suite, tmp_path, "gpu.product", {"n": 4096}, "cuda", ["reference", "same", "segfault"],
+                    RunOptions(), settings)
+    found = measure_group(job)
+    crashed = found["segfault"].error
+    assert crashed is not None and crashed["kind"] == "crash" and crashed["signal"] == "SIGSEGV", crashed
+    for name in ("reference", "same"):
+        outcome = found[name]
+        assert outcome.error is None and len(outcome.trials) == 2, outcome
+        rounds = [s for trial in outcome.trials for s in trial]
+        # 2 * 4096^3 FLOPs: far longer than the few microseconds an unsynchronised launch takes.
+        assert min(rounds) > 1e-4, rounds
+        memory = (outcome.record or {})["memory"]
+        # The input and the product, 64 MiB each, seen by the worker's own allocator.
+        assert memory["cuda_peak_allocated_bytes"] >= 2 * 64 * 2**20, memory
+
+
 def test_correctness_check_runs_in_full_fp32_and_restores_tf32() -> None:
     from bench.device import strict_fp32
 

@@ -346,7 +346,7 @@ import resource
 
 from bench import Case, Grid, register
 
-LOG = os.environ["PAGES_LOG"]
+LOG = os.path.join(os.path.dirname(__file__), "faults.log")  # not os.environ: a fork server keeps its own
 libc = ctypes.CDLL(None)
 libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
 libc.free.argtypes = [ctypes.c_void_p]
@@ -380,19 +380,19 @@ register(Case(name="pages.blocks", setup=setup, reference=reference, variants={"
 
 @pytest.mark.parametrize(
     ("malloc", "start"),
-    # spawn: how a CUDA group's workers start (a fresh interpreter sets the allocator the same way)
-    [("steady", "fork"), ("default", "fork"), ("steady", "spawn")],
+    # forkserver: how a CUDA group's workers start, and spawn: a fresh interpreter (each sets the
+    # allocator the same way)
+    [("steady", "fork"), ("default", "fork"), ("steady", "forkserver"), ("steady", "spawn")],
 )
 def test_steady_malloc_spares_a_trials_calls_the_page_faults_of_memory_freed_before(
-    malloc: str, start: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    malloc: str, start: str, tmp_path: Path
 ) -> None:
     from bench.options import RunOptions
     from bench.trials import group_job, measure_group
 
     suite = tmp_path / "pages_suite.py"
     suite.write_text(PAGES_SUITE)
-    log = tmp_path / "faults.log"
-    monkeypatch.setenv("PAGES_LOG", str(log))  # read by the suite, imported in each worker
+    log = tmp_path / "faults.log"  # beside the suite, which each worker imports
     settings = _toy_settings(trials=2, min_rounds=8, min_time_s=1e-6, time_limit_s=60, start=start)
     job = group_job(suite, tmp_path, "pages.blocks", {"n": 1}, "cpu", ["reference", "same"],
                     RunOptions(no_probes=True, malloc=malloc), settings)

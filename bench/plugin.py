@@ -188,4 +188,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         commit_info=session.config.hook.pytest_benchmark_generate_commit_info(config=session.config),
     )
     output["bench"] = bench.run_info()
-    Path(bs.json).write_text(json.dumps(output, indent=2, default=str))
+    from bench.session import results_path
+
+    results_path(bs.json).write_text(json.dumps(output, indent=2, default=str))

@@ -57,6 +57,14 @@ __all__ = ["BenchSession", "ItemSpec"]
 CHECK_WIDTH = 4
 
 
+def results_path(option: Any) -> Path:
+    """The path of ``--benchmark-json``: pytest-benchmark 5.3 gives the path, earlier versions
+    the file it opened for writing (argparse.FileType)."""
+    if isinstance(option, (str, os.PathLike)):
+        return Path(option)
+    return Path(os.fsdecode(option.name))
+
+
 class BenchSession:
     """State of one pytest run of the harness: options, the reference cache, failures."""
 
@@ -107,7 +115,7 @@ class BenchSession:
             self.journal = Journal(self.options.resume, [], config.rootpath, append=True)
         elif results is not None:
             args = [str(a) for a in config.invocation_params.args]
-            self.journal = Journal(journal_path(Path(results)), args, config.rootpath)
+            self.journal = Journal(journal_path(results_path(results)), args, config.rootpath)
 
     # -- collection ---------------------------------------------------------------------------
 
@@ -163,9 +171,9 @@ class BenchSession:
             memory_limit_bytes=int(memory * 2**20) if memory is not None else None,
             timer=timer,
             timer_precision_s=self._precision(timer),
-            # Side by side while they build and warm up, as the checks do; one at a time on CUDA,
-            # where two processes would share the device.
-            ready_width=1 if spec.device.startswith("cuda") else self.check_width(),
+            # Side by side while they build and warm up, as the checks do (on CUDA too: a worker
+            # waiting for its turn holds its context and runs nothing on the device).
+            ready_width=self.check_width(),
         )
 
     def _precision(self, timer: Callable[[], float]) -> float:

@@ -346,11 +346,13 @@ def _drive(plans: Sequence[Plan], width: int = 1, done: Callable[[int], None] | 
 
 
 # Trial workers build side by side only where that many of the group's largest worker (its peak
-# resident set in the check) fit in this share of the memory available.
+# resident set in the check, and on CUDA its allocator's peak plus a context) fit in this share of
+# the memory available (on CUDA, of the device's free memory too).
 READY_MEMORY_SHARE = 0.5
+CUDA_CONTEXT_BYTES = 512 * 2**20  # what a process's CUDA context holds on the device, about
 
 
-def _ready_width(settings: TrialSettings, outcomes: dict[str, Outcome]) -> int:
+def _ready_width(settings: TrialSettings, outcomes: dict[str, Outcome], device: str = "cpu") -> int:
     """How many trial workers of a group may build and warm up at once: ``settings.ready_width``,
     fewer where that many copies of the group's worker would not fit in memory."""
     width = max(settings.ready_width, 1)
@@ -361,7 +363,15 @@ def _ready_width(settings: TrialSettings, outcomes: dict[str, Outcome]) -> int:
     memory = [(o.record or {}).get("memory") or {} for o in outcomes.values()]
     peak = max((m.get("cpu_peak_rss_bytes") or 0 for m in memory), default=0)
     room = psutil.virtual_memory().available * READY_MEMORY_SHARE
-    return max(1, min(width, int(room // peak))) if peak else width
+    if peak:
+        width = max(1, min(width, int(room // peak)))
+    if device.startswith("cuda"):
+        import torch
+
+        on_device = max((m.get("cuda_peak_reserved_bytes") or 0 for m in memory), default=0)
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        width = max(1, min(width, int(free * READY_MEMORY_SHARE // (on_device + CUDA_CONTEXT_BYTES))))
+    return width
 
 
 def _run_trials(jobs: Sequence[Job]) -> list[_Ended]:
@@ -528,7 +538,7 @@ def measure_group(
                 break
         jobs = [
             replace(base, phase="trial", names=tuple(timed), trial=number, iterations=iterations)
-            for number in range(trial, min(trial + _ready_width(settings, outcomes), target))
+            for number in range(trial, min(trial + _ready_width(settings, outcomes, base.device), target))
         ]
         ended: _Ended | None = None
         for ended in _run_trials(jobs):

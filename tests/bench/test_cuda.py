@@ -104,7 +104,7 @@ def test_a_cuda_worker_times_synchronised_calls_reads_its_allocator_and_may_cras
     suite = tmp_path / "gpu_suite.py"
     suite.write_text(GPU_SUITE)
     settings = TrialSettings(trials=2, budget_s=0.05, min_rounds=2, min_time_s=1e-6, time_limit_s=60,
-                             threads=1, start=start, timer_precision_s=1e-9)
+                             threads=1, start=start, timer_precision_s=1e-9, ready_width=2)
     job = group_job(suite, tmp_path, "gpu.product", {"n": 4096}, "cuda", ["reference", "same", "segfault"],
                     RunOptions(), settings)
     found = measure_group(job)

@@ -341,3 +341,15 @@ def test_prepare_kwargs_and_measures_context(toy_runs: dict[str, Future[ToyRun]]
     assert bench["reference"]["prepare_s"] is None
     assert max(records["prepared.scale[n8-cpu-transposed]"]["stats"]["data"]) < 0.1
     assert bench["transposed"]["first_call_s"] < 0.1
+
+
+def test_the_results_path_is_read_from_a_path_or_from_the_file_pytest_benchmark_opens(tmp_path: Path) -> None:
+    # pytest-benchmark 5.3 hands --benchmark-json over as a path; 5.2 and earlier as the file it
+    # opened for writing (argparse.FileType("wb")), which the journal must not be given as a path.
+    from bench.session import results_path
+
+    target = tmp_path / "run.json"
+    assert results_path(str(target)) == target
+    assert results_path(target) == target  # a Path has a name too: not the file's
+    with open(target, "wb") as opened:
+        assert results_path(opened) == target

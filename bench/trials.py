@@ -171,7 +171,7 @@ class _Ended:
 
 # What the fork server imports before it forks a worker: what every worker imports, so that a
 # worker pays only for its own case. CUDA is never initialised there.
-FORKSERVER_PRELOAD = ("torch", "bench.trials", "bench.execute", "bench.probes")
+FORKSERVER_PRELOAD = ("bench.forkserver", "torch", "bench.trials", "bench.execute", "bench.probes")
 
 
 def _context(start: str) -> Any:
@@ -664,6 +664,12 @@ def _worker_main(job: Job, conn: Any, in_flight: Any, turn: Any = None) -> None:
         from bench.execute import Executor
         from bench.probes.memory import steady_malloc
 
+        if job.device.startswith("cuda") and torch.cuda._is_in_bad_fork():
+            raise RuntimeError(
+                "this worker was forked from a process that had initialised CUDA (with "
+                f"--worker-start {job.settings.start}; a module imported there touched CUDA): "
+                "run with --worker-start spawn"
+            )
         torch.set_num_threads(job.settings.threads)
         if job.options.malloc == "steady":
             steady_malloc()  # before anything is built: every call of a trial under one allocator

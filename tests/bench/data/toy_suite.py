@@ -12,6 +12,9 @@ import torch
 from bench import Case, Claim, Grid, Tolerance, Variant, register
 
 BEHAVIOUR = os.environ.get("TOY_BEHAVIOUR", "")
+# Asked at import, as suites do (for pinned memory, say): on CUDA the workers' fork server imports
+# this file, and must still fork children that can use CUDA.
+PIN_MEMORY = torch.cuda.is_available()
 
 
 def setup(params, device):

@@ -811,3 +811,39 @@ def test_a_cases_own_timing_is_shared_out_over_the_trials_at_two_cycles_at_least
     assert plain == {"min_rounds": 5, "max_time_s": 0.25, "min_time_s": 0.0002}
     own = BenchSession.item_timing(fake, case(min_rounds=12, max_time=1.0))  # type: ignore[arg-type]
     assert own == {"min_rounds": 12, "max_time_s": 1.0, "min_time_s": 0.0002}
+
+
+SLOW_IMPORT_SUITE = """
+import time
+
+from bench import Case, Grid, register
+
+time.sleep(2.5)  # a slow import: each spawned worker imports this file before its first step
+
+
+def setup(params, device):
+    return {"n": params["n"]}
+
+
+def reference(n):
+    return n + 1
+
+
+register(Case(name="slowimport.add", setup=setup, reference=reference, variants={"same": reference},
+              grids={"quick": Grid(n=[1]), "full": Grid(n=[1])}))
+"""
+
+
+def test_a_workers_start_is_not_held_to_its_first_steps_limit(tmp_path: Path) -> None:
+    # A worker's start (imports, a CUDA context) is no implementation's time: a 1 s limit on each
+    # step must not kill a worker whose suite takes 2.5 s to import.
+    from bench.options import RunOptions
+    from bench.trials import group_job, measure_group
+
+    suite = tmp_path / "slow_import_suite.py"
+    suite.write_text(SLOW_IMPORT_SUITE)
+    settings = _toy_settings(trials=1, time_limit_s=1.0, start="spawn")
+    job = group_job(suite, tmp_path, "slowimport.add", {"n": 1}, "cpu", ["reference", "same"],
+                    RunOptions(no_probes=True), settings)
+    found = measure_group(job)
+    assert all(o.error is None and len(o.trials) == 1 for o in found.values()), found

@@ -151,11 +151,7 @@ class BenchSession:
         opt = self.config.getoption
         trials = self.options.trial_count if timed else 0
         timing = self.item_timing(spec.case)
-        start = self.options.worker_start
-        if start == "auto":
-            # A child forked from the run's process could not use CUDA once the process has
-            # initialised it (its environment measures the GPU): a fork server never does.
-            start = "forkserver" if spec.device.startswith("cuda") else "fork"
+        start = self.worker_start(spec.device)
         memory = self.options.memory_limit_mb
         timer = _timer(opt("benchmark_timer"))
         return TrialSettings(
@@ -175,6 +171,14 @@ class BenchSession:
             # waiting for its turn holds its context and runs nothing on the device).
             ready_width=self.check_width(),
         )
+
+    def worker_start(self, device: str) -> str:
+        """How the workers of ``device``'s groups start (``--worker-start``, resolved)."""
+        if self.options.worker_start != "auto":
+            return self.options.worker_start
+        # A child forked from the run's process could not use CUDA once the process has
+        # initialised it (its environment measures the GPU): a fork server never does.
+        return "forkserver" if device.startswith("cuda") else "fork"
 
     def _precision(self, timer: Callable[[], float]) -> float:
         if timer not in self._precisions:
@@ -446,6 +450,7 @@ class BenchSession:
                 ),
                 "threads": self.options.worker_threads,
                 "start": self.options.worker_start,
+                "starts": {device: self.worker_start(device) for device in self.plan.run},
                 "malloc": self.options.malloc,
                 "memory_limit_mb": self.options.memory_limit_mb,
                 "resumed_from": str(self.options.resume) if self.options.resume else None,

@@ -198,7 +198,7 @@ def _timing_method(run: Run, timing: Mapping[str, Any]) -> list[str]:
         "- The run's process only collects, records and reports: every implementation runs in worker "
         "processes. The check and probes above run in one worker per case and grid point; then "
         f"{trials.get('per_item', '?')} **trials**, each a fresh worker (started by "
-        f"{trials.get('start', '?')}; {trials.get('threads', '?')} torch thread(s)), time the case's "
+        f"{_starts(trials)}; {trials.get('threads', '?')} torch thread(s)), time the case's "
         "implementations in cycles of one round each, the order shuffled and mirrored (reversed in "
         "the next cycle and in the next trial), so no "
         "implementation is always first or always after the same one. Per trial: at least "
@@ -369,3 +369,13 @@ def render_report(
     if any(run.info.get("interrupted") for run in runs):
         out += ["> The run was interrupted; the tables hold the items finished before that.", ""]
     return "\n".join(out)
+
+
+def _starts(trials: dict[str, Any]) -> str:
+    """How the workers started, per device (runs before 2026-12-04 recorded the option alone)."""
+    starts = trials.get("starts") or {}
+    shown = {"fork": "fork", "forkserver": "a fork server", "spawn": "spawn"}
+    if not starts:
+        return f"`--worker-start {trials.get('start', '?')}`; how each device's started is not recorded"
+    return ", ".join(f"{shown.get(how, how)} on {'CPU' if device == 'cpu' else 'CUDA'}"
+                     for device, how in starts.items())

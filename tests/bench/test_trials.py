@@ -176,6 +176,7 @@ def test_crashes_aborts_memory_and_hangs_are_recorded_and_the_run_goes_on(
     assert timed["reference"]["extra_info"]["bench"]["aa"]["trials"] == 2
     report = (project / "out" / "run.md").read_text()
     assert "SIGSEGV" in report and "SIGABRT" in report and "## A/A control" in report
+    assert doc["bench"]["trials"]["starts"] == {"cpu": "fork"} and "started by fork on CPU" in report
     assert "2 timed, 4 failed" in proc.stderr
 
 
@@ -585,7 +586,7 @@ def test_a_spawned_worker_imports_the_suite_itself(fault_runs: dict[str, Future[
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads((project / "spawn.json").read_text())
     assert {b["extra_info"]["bench"]["variant"] for b in doc["benchmarks"]} == {"reference", "same"}
-    assert doc["bench"]["trials"]["start"] == "spawn"
+    assert doc["bench"]["trials"]["start"] == "spawn" and doc["bench"]["trials"]["starts"] == {"cpu": "spawn"}
     # Where the run's time went: each group's check and trial workers, summed to the phase totals.
     workers = doc["bench"]["trials"]["workers"]
     groups = workers["groups"]

@@ -3,10 +3,12 @@
 A JSON-lines file next to the run's JSON (``RESULTS.json`` → ``RESULTS.journal.jsonl``). Its first
 line says how the run was started (pytest's arguments, the root folder); each further line holds
 one group's outcomes (bench.trials.Outcome: the check's record, the calls per round, every
-trial's rounds, or the failure), flushed and synced before the run goes on. A parent killed
-mid-run loses at most the group it was measuring. Resuming runs the same selection again and
-takes every journaled group from the file instead of measuring it: one complete JSON, nothing
-measured twice.
+trial's rounds, or the failure), flushed and synced before the run goes on. A group whose first
+trials were taken early in the run (bench.session.BenchSession.check_ahead) is written then too,
+marked ``partial``, and again, whole, at its turn. A parent killed mid-run loses at most the
+group it was measuring. Resuming runs the same selection again and takes every journaled group
+from the file instead of measuring it, and a partial group's check and first trials instead of
+taking them again: one complete JSON, nothing measured twice.
 """
 
 from __future__ import annotations
@@ -43,15 +45,21 @@ class Journal:
         self._file.flush()
         os.fsync(self._file.fileno())
 
-    def write(self, group: Group, outcomes: dict[str, Outcome]) -> None:
-        self._line({"group": list(group), "outcomes": {name: o.as_dict() for name, o in outcomes.items()}})
+    def write(self, group: Group, outcomes: dict[str, Outcome], partial: bool = False) -> None:
+        """A group's outcomes; ``partial``: its check and first trials, the rest still to come."""
+        found = {name: outcome.as_dict() for name, outcome in outcomes.items()}
+        doc: dict[str, Any] = {"group": list(group), "outcomes": found}
+        if partial:
+            doc["partial"] = True
+        self._line(doc)
 
     def close(self) -> None:
         self._file.close()
 
 
-def read_journal(path: Path) -> tuple[dict[str, Any], dict[Group, dict[str, Outcome]]]:
-    """The journal's header and its groups. A last line cut short by a kill is ignored."""
+def read_journal(path: Path, partial: bool = False) -> tuple[dict[str, Any], dict[Group, dict[str, Outcome]]]:
+    """The journal's header and its groups measured whole (``partial``: those with only their
+    check and first trials, and not whole later). A last line cut short by a kill is ignored."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -65,6 +73,7 @@ def read_journal(path: Path) -> tuple[dict[str, Any], dict[Group, dict[str, Outc
     if header.get("journal") != FORMAT:
         raise ResultsError(f"{path} is not a run's journal (its first line is no journal header)")
     groups: dict[Group, dict[str, Outcome]] = {}
+    partials: dict[Group, dict[str, Outcome]] = {}
     for number, line in enumerate(lines[1:], start=2):
         try:
             doc = json.loads(line)
@@ -73,5 +82,8 @@ def read_journal(path: Path) -> tuple[dict[str, Any], dict[Group, dict[str, Outc
                 break  # the line being written when the run was killed
             raise ResultsError(f"{path}, line {number}: not JSON") from None
         case, point, device = doc["group"]
-        groups[(case, point, device)] = {n: Outcome.from_dict(o) for n, o in doc["outcomes"].items()}
+        found = {n: Outcome.from_dict(o) for n, o in doc["outcomes"].items()}
+        (partials if doc.get("partial") else groups)[(case, point, device)] = found
+    if partial:
+        return header, {g: o for g, o in partials.items() if g not in groups}
     return header, groups

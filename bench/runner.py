@@ -79,18 +79,21 @@ class _Reporter:
             except KeyError:  # the harness's plugin is not active in this pass
                 pass
 
-    def checked(self, done: int, total: int, group: str) -> None:
-        """A group checked ahead of the trials (bench.session.BenchSession.check_ahead), which
-        happens inside an item's call: pytest's output capture is suspended to say so."""
+    def checked(self, done: int, total: int, group: str, stage: str = "checks") -> None:
+        """A group checked ahead of the trials, or its first trials taken (``stage``: "checks" or
+        "first trials"; bench.session.BenchSession.check_ahead), which happens inside an item's
+        call: pytest's output capture is suspended to say so."""
         capture = self.config.pluginmanager.getplugin("capturemanager") if self.config else None
         with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
             if self.progress is not None:
-                self.progress.update(self.task, item=f"checking {done}/{total}: {escape(group)}")
+                doing = "checking" if stage == "checks" else "first trials"
+                self.progress.update(self.task, item=f"{doing} {done}/{total}: {escape(group)}")
                 self.progress.refresh()  # now, while the capture is off (the bar's thread draws under it)
             elif self.console is not None:
                 elapsed = time.perf_counter() - self.started
                 # escaped: rich would take "[checks ...]" for a style tag
-                line = escape(f"[checks {done}/{total} {elapsed:6.0f} s] checked {group}")
+                did = "checked" if stage == "checks" else "timed the first trials of"
+                line = escape(f"[{stage} {done}/{total} {elapsed:6.0f} s] {did} {group}")
                 self.console.print(line, highlight=False)
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:

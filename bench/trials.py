@@ -213,7 +213,10 @@ class _Running:
         # A trial worker, warmed up, waits for this before its timed cycles (``go``).
         self.turn = ctx.Event() if job.phase == "trial" else None
         self.process = ctx.Process(
-            target=_worker_main, args=(job, sender, self.in_flight, self.turn), name=f"bench-{job.phase}"
+            target=_worker_main,
+            args=(job, sender, self.in_flight, self.turn),
+            # "bench-check", "bench-trial-N" (N from 0): what a suite sees as its process's name
+            name="bench-check" if job.phase == "check" else f"bench-trial-{job.trial}",
         )
         if job.settings.start == "fork":
             # The parent's objects out of the collector's reach: a collection in the child would
@@ -497,6 +500,7 @@ def measure_group(
     worker_seconds: list[WorkerSeconds] | None = None,
     decide: Callable[[dict[str, Outcome]], int] | None = None,
     checked: dict[str, Outcome] | None = None,
+    trials_now: int | None = None,
 ) -> dict[str, Outcome]:
     """Check, then time in trials, the implementations of a group's check job (``group_job``:
     the reference first).
@@ -506,7 +510,11 @@ def measure_group(
     phase and wall time (what a trial costs). ``decide``, given the outcomes after the planned
     trials, says how many trials in all would settle what they are measured for (a claim whose
     interval is still too wide); the group then gets more, up to ``settings.max_trials``, and is
-    asked again. ``checked``: the group's check done already (``check_groups``), not run again.
+    asked again. ``checked``: the group's check done already (``check_groups``), not run again,
+    and any trials taken already (an earlier call's outcomes), which the trials go on from.
+    ``trials_now``: stop once the group has this many trials (no ``decide``): the first of a
+    group's trials, taken early in a run so that its trials span the run's time
+    (``BenchSession.check_ahead``); a later call with those outcomes as ``checked`` takes the rest.
     """
     seconds = worker_seconds if worker_seconds is not None else []
     base, settings = job, job.settings
@@ -529,13 +537,18 @@ def measure_group(
     for name, count in iterations.items():
         outcomes[name].iterations = count
     if settings.trials > 0:
-        outcomes[AA] = Outcome(AA, iterations=iterations[REFERENCE])
+        if AA not in outcomes:
+            outcomes[AA] = Outcome(AA, iterations=iterations[REFERENCE])
         iterations[AA] = iterations[REFERENCE]
         timed.append(AA)
-    trial, target = 0, settings.trials
+    trial = len(outcomes[REFERENCE].trials)
+    target = settings.trials if trials_now is None else min(trials_now, settings.trials)
     while REFERENCE in timed:
         if trial >= target:
-            if decide is None or not settings.trials or trial >= settings.max_trials:
+            if (
+                trials_now is not None or decide is None or not settings.trials
+                or trial >= settings.max_trials
+            ):
                 break
             target = min(decide(outcomes), settings.max_trials)
             if target <= trial:

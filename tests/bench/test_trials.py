@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bench.errors import ResultsError
 from bench.journal import journal_path, read_journal
 from bench.stats import trial_speedup
 from tests.bench.conftest import harness_env
@@ -73,6 +74,7 @@ register(
 """
 
 SLOW_SUITE = """
+import multiprocessing
 import os
 import time
 
@@ -85,7 +87,7 @@ LOG = os.environ["SETUP_LOG"]
 
 def setup(params, device):
     with open(LOG, "a") as f:
-        f.write(f"{params['n']}\\n")
+        f.write(f"{params['n']} {multiprocessing.current_process().name}\\n")
     return {"x": torch.randn(8, 8) * params["n"]}
 
 
@@ -559,8 +561,11 @@ def test_a_killed_run_resumes_from_its_journal_measuring_nothing_twice(tmp_path:
     )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        if journal.exists() and len(journal.read_text().splitlines()) >= 3:  # header + 2 groups
-            break
+        try:
+            if journal.exists() and len(read_journal(journal)[1]) >= 2:  # two groups measured whole
+                break
+        except ResultsError:
+            pass  # its header not written yet
         time.sleep(0.05)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
@@ -568,7 +573,15 @@ def test_a_killed_run_resumes_from_its_journal_measuring_nothing_twice(tmp_path:
     _, groups = read_journal(journal)
     done = {int(point.removeprefix("n")) for _, point, _ in groups}
     assert 2 <= len(done) < 6
-    setups_before = log.read_text().split()
+    # Every other group's check and first trial were journaled before any group was timed whole.
+    _, partial = read_journal(journal, partial=True)
+    assert {int(point.removeprefix("n")) for _, point, _ in partial} == set(range(1, 7)) - done
+    setups_before = [line.split() for line in log.read_text().splitlines()]
+    # A group's trials span the run: every group's first trial before any group's second.
+    workers = [name for _, name in setups_before]
+    assert {int(n) for n, name in setups_before if name == "bench-trial-0"} == set(range(1, 7))
+    last_first = max(i for i, name in enumerate(workers) if name == "bench-trial-0")
+    assert workers.index("bench-trial-1") > last_first
 
     proc = _bench(project, "run", "--resume", str(journal), env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -576,9 +589,13 @@ def test_a_killed_run_resumes_from_its_journal_measuring_nothing_twice(tmp_path:
     names = [b["name"] for b in doc["benchmarks"]]
     assert len(names) == len(set(names)) == 12  # 6 points x 2 implementations, each once
     # The journaled groups were not measured again: no setup of theirs after the kill.
-    setups_after = log.read_text().split()[len(setups_before) :]
-    assert setups_after and not done & {int(n) for n in setups_after}
+    setups_after = [line.split() for line in log.read_text().splitlines()][len(setups_before) :]
+    assert setups_after and not done & {int(n) for n, _ in setups_after}
     assert doc["bench"]["trials"]["resumed_from"] == str(journal)
+    # Nor were the others' checks and first trials: the resumed run took only their last trials.
+    workers = doc["bench"]["trials"]["workers"]
+    assert workers.get("check", {}).get("count", 0) == 0 and workers["trial"]["count"] == 6 - len(done)
+    assert all(len(b["extra_info"]["bench"]["trials"]) == 2 for b in doc["benchmarks"])
 
 
 def test_a_spawned_worker_imports_the_suite_itself(fault_runs: dict[str, Future[FaultRun]]) -> None:

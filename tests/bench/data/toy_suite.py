@@ -61,11 +61,16 @@ def _ctrl_c() -> None:
     time.sleep(1)
 
 
+# The trial taken at a group's turn (with two trials, the first of each group is taken early in
+# the run, after every group's check: bench.session.BenchSession.check_ahead).
+LAST_TRIAL = "bench-trial-1"
+
+
 def interrupt(x):
-    # At the second grid point, in its first trial worker's first call (its warm-up): the first
-    # point is measured and kept. (Not in a check: with two points, both are checked before
-    # either is timed.)
-    if multiprocessing.current_process().name == "bench-trial" and x.shape[0] == 16:
+    # At the second grid point, in its last trial worker's first call (its warm-up): the first
+    # point is measured and kept. (Not in a check, nor in a first trial: with two points, both are
+    # checked and have their first trials before either is timed whole.)
+    if multiprocessing.current_process().name == LAST_TRIAL and x.shape[0] == 16:
         _ctrl_c()
     return (x @ x).sum()
 
@@ -75,8 +80,8 @@ _timed_calls = [0]
 
 def interrupt_midway(x):
     # Passes the correctness check and the probes; at the second grid point, Ctrl-C arrives in the
-    # third call of the first trial worker (after its warm-up: while rounds are being timed).
-    if multiprocessing.current_process().name == "bench-trial" and x.shape[0] == 16:
+    # third call of the last trial worker (after its warm-up: while rounds are being timed).
+    if multiprocessing.current_process().name == LAST_TRIAL and x.shape[0] == 16:
         _timed_calls[0] += 1
         if _timed_calls[0] == 3:
             _ctrl_c()

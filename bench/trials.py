@@ -690,9 +690,11 @@ def _worker_main(job: Job, conn: Any, in_flight: Any, turn: Any = None) -> None:
         torch.set_num_threads(job.settings.threads)
         if job.device.startswith("cuda"):
             # The context before the first step: its seconds go to the worker's start.
+            from bench.device import synchronize
+
             started = time.perf_counter()
             torch.empty(1, device=job.device)
-            torch.cuda.synchronize(job.device)
+            synchronize(job.device)
             conn.send(("device", time.perf_counter() - started))
         if job.options.malloc == "steady":
             steady_malloc()  # before anything is built: every call of a trial under one allocator

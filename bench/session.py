@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import time
@@ -12,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 # pytest's own -k / -m matching, to tell which cases -m alone left out (pytest has no public API).
 from _pytest.mark import KeywordMatcher
@@ -49,6 +47,7 @@ from bench.trials import (
     group_job,
     measure_group,
     timer_precision,
+    warm_imports,
 )
 
 __all__ = ["BenchSession", "ItemSpec"]
@@ -211,19 +210,10 @@ class BenchSession:
         return found
 
     def _warm_up(self) -> None:
-        """What workers would each import again, imported here once before any fork (neither
-        starts a thread). torch.optim imports torch._dynamo (~800 modules) on the first optimizer
-        a process builds: 1.5-1.8 s of every worker of a training case on a 2-core VM.
-        FlopCounterMode imports sympy on first use: ~3 s of every check worker (an op on two
-        elements)."""
-        if self._warmed:
-            return
-        importlib.import_module("torch._dynamo")
-        if self.options.probes:
-            from bench.probes import count_flops
-
-            count_flops(lambda: torch.ones(2) + 1)
-        self._warmed = True
+        """Before the first fork: what the workers would each import again (trials.warm_imports)."""
+        if not self._warmed:
+            warm_imports(flops=self.options.probes)
+            self._warmed = True
 
     def _group_job(self, spec: ItemSpec, item: pytest.Item, settings: TrialSettings) -> Job:
         names = self.group_variants.get(spec.group) or [spec.variant]

@@ -174,8 +174,29 @@ class _Ended:
 
 
 # What the fork server imports before it forks a worker: what every worker imports, so that a
-# worker pays only for its own case. CUDA is never initialised there.
+# worker pays only for its own case. CUDA is never initialised there. bench.forkserver, first,
+# also does what warm_imports does (it is imported nowhere else).
 FORKSERVER_PRELOAD = ("bench.forkserver", "torch", "bench.trials", "bench.execute", "bench.probes")
+
+
+def warm_imports(flops: bool = True) -> None:
+    """Import what workers would each import again, once, in the process they are forked from
+    (the run's process, or the fork server); neither starts a thread.
+
+    torch.optim imports torch._dynamo (~800 modules) on the first optimizer a process builds:
+    1.5-1.8 s of every worker of a training case on a 2-core VM. FlopCounterMode (``flops``: the
+    probes count FLOPs) imports sympy on first use: 1-3 s of every check worker, counted against
+    its first implementation's time limit (an op on two elements does it here instead).
+    """
+    import importlib
+
+    import torch
+
+    importlib.import_module("torch._dynamo")
+    if flops:
+        from bench.probes import count_flops
+
+        count_flops(lambda: torch.ones(2) + 1)
 
 
 def _context(start: str) -> Any:
@@ -233,6 +254,7 @@ class _Running:
         self.ready = False  # a trial worker warmed up, waiting for its turn to time
         self.waited_s = 0.0  # how long it waited (not its own time: not counted against it)
         self._waiting_since: float | None = None
+        self.step = "while starting"  # what it was doing, for a timeout's message
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -248,9 +270,13 @@ class _Running:
         kind = message[0]
         if kind == "fatal":
             self.failure = {"kind": "exception", "message": f"the worker failed: {message[1]}"}
+        if kind == "start":
+            doing = "check or probes" if self.job.phase == "check" else "setup and warm-up"
+            self.step = f"in {message[1]}'s {doing}"
         if kind == "timing":
             # The cycles: every implementation's budget, plus one limit for a slow round.
             self.deadline = time.monotonic() + self.limit + message[1]
+            self.step = "in its timed cycles"
         elif kind == "ready":
             # Waiting for its turn is the parent's doing: no deadline until ``go``.
             self.ready, self._waiting_since = True, time.perf_counter()
@@ -274,7 +300,7 @@ class _Running:
         if not self.over and self.remaining() <= 0:
             self.failure = {
                 "kind": "timeout",
-                "message": f"ran past its time limit of {self.limit:g} s and was killed",
+                "message": f"ran past its time limit of {self.limit:g} s {self.step} and was killed",
             }
             self.process.kill()
             self.over = True

@@ -348,9 +348,11 @@ def evaluate(
     records: list[Record],
     left_out: Mapping[str, list[str]] | None = None,
     profile: str = "quick",
+    not_reached: Mapping[str, str] | None = None,
 ) -> ClaimResult:
     """The verdict on one claim from a run's records; ``left_out``: the cases (with their
-    markers) that the run's marker expression left out, whose claims are "not run"."""
+    markers) that the run's marker expression left out, whose claims are "not run";
+    ``not_reached``: the cases an interrupted run did not finish, with the command that does."""
     expected = None
     if claim.get("expected"):
         low, high = claim["expected"]
@@ -390,6 +392,12 @@ def evaluate(
             f"the run's marker expression left {claim['case']}{marked} out; run: `{command}`",
             command=command,
         )
+    if not_reached and claim["case"] in not_reached:
+        # Not judged on the points it did finish: the point a claim is judged at is chosen from
+        # those measured, and a whole run could choose another.
+        command = not_reached[claim["case"]]
+        note = f"the run was interrupted before it finished {claim['case']}; run: `{command}`"
+        return result(NOT_RUN, "", note, command=command)
     base, var, where = _pick([r for r in records if r.case == claim["case"]], claim)
     if var is None:
         return result(NOT_MEASURABLE, where, f"{claim['variant']!r} of {claim['case']} is not in this run")
@@ -411,7 +419,29 @@ def evaluate(
 
 def audit(run: Run) -> list[ClaimResult]:
     """Every claim the run's cases declared, judged on that run's records; the claims of cases the
-    marker expression left out are listed as not run."""
+    marker expression left out, or an interrupted run did not reach, are listed as not run."""
     records = [*run.records, *run.failures]
-    left_out = (run.info.get("selection") or {}).get("left_out") or {}
-    return [evaluate(claim, records, left_out, run.profile) for claim in run.claims]
+    selection = run.info.get("selection") or {}
+    left_out = selection.get("left_out") or {}
+    journal = (run.info.get("trials") or {}).get("journal")
+    not_reached = {
+        case: f"bench run --resume {journal}" if journal else f"bench run -k {case}"
+        for case in _not_reached(run, records)
+    }
+    return [evaluate(claim, records, left_out, run.profile, not_reached) for claim in run.claims]
+
+
+def _not_reached(run: Run, records: list[Record]) -> list[str]:
+    """The cases an interrupted run did not finish, as it recorded them; a run recorded before
+    that (harness 0.1 of 2026-12-04 and earlier) tells them as far as its JSON can: a case with a
+    group whose trials are short of the run's, or with no record at all (a case with one group
+    finished and another not begun looks finished)."""
+    selection = run.info.get("selection") or {}
+    if "not_reached" in selection or not run.info.get("interrupted"):
+        return list(selection.get("not_reached") or [])
+    trials = run.info.get("trials") or {}
+    groups = (trials.get("workers") or {}).get("groups") or {}
+    wanted = trials.get("per_item", 0)
+    short = {name.split("[", 1)[0] for name, g in groups.items() if g.get("trials", 0) < wanted}
+    recorded = {r.case for r in records}
+    return sorted(short | {c["case"] for c in run.claims if c["case"] not in recorded})

@@ -457,6 +457,11 @@ class BenchSession:
                 # Cases that -k selects but -m keeps out of this run (by default the quick
                 # profile's `slow` cases), with their markers.
                 "left_out": self.left_out,
+                # An interrupted run's cases with a group it did not finish: their claims are
+                # not run (--resume finishes them), not unmeasurable.
+                "not_reached": sorted({g[0] for g in self.live_groups if g not in self._outcomes})
+                if self.interrupted
+                else [],
             },
             "time_limit_s": self.time_limit_s,
             "trials": {

@@ -171,9 +171,9 @@ def _claims_section(claims: Sequence[ClaimResult]) -> list[str]:
         "worse than claimed), **inconclusive** (the estimate lies outside the range but the interval "
         "reaches into it; the note says what precision would decide), **other hardware** (an absolute "
         "figure for hardware not present; the measured value is still shown), **not measurable here** "
-        "(with the reason), **not run** (the marker expression left the case out; the note gives the "
-        "command that runs it). A claim without an interval is judged on its estimate, and its note "
-        "says so.",
+        "(with the reason), **not run** (the marker expression left the case out, or the run was "
+        "interrupted before it finished the case; the note gives the command that runs it). A claim "
+        "without an interval is judged on its estimate, and its note says so.",
         "",
         claims_table(claims),
     ]

@@ -129,6 +129,7 @@ def test_a_run_records_the_claims_of_cases_it_left_out(
     assert proc.returncode == 0, proc.stderr
     run = load_run(toy_project / "q.json")
     assert run.info["selection"]["left_out"] == {"toy.heavy": ["slow"]}
+    assert run.info["selection"]["not_reached"] == []  # not interrupted
     verdicts = {r.id: r for r in audit(run)}
     assert verdicts["H1"].verdict == "not run"
     assert verdicts["H1"].command == "bench run -m slow -k toy.heavy"
@@ -258,3 +259,37 @@ def test_the_claims_judged_on_a_group_are_those_the_audit_picks() -> None:
     assert [c.id for c in claims_at(case, "quick", both, ("toy.pick", "n2", "cuda"))] == ["L", "A"]
     # -k left n1 out: every claim is judged at n2.
     assert [c.id for c in claims_at(case, "quick", cpu[1:], ("toy.pick", "n2", "cpu"))] == ["S", "L", "A"]
+
+
+def _audit(doc: dict, tmp_path: Path) -> dict:
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(doc))
+    return {r.id: r for r in audit(load_run(path))}
+
+
+def test_claims_of_cases_an_interrupted_run_did_not_finish_are_not_run(tmp_path: Path) -> None:
+    doc = sample_document()
+    doc["bench"]["interrupted"] = True
+    doc["bench"]["selection"]["not_reached"] = ["toy.square"]
+    # Not judged on the points it did finish: another point may be the claim's in a whole run.
+    c1 = _audit(doc, tmp_path)["C1"]
+    assert c1.verdict == "not run" and c1.value is None and c1.command == "bench run -k toy.square"
+    doc["bench"]["trials"] = {"journal": "results/r.journal.jsonl"}
+    c1 = _audit(doc, tmp_path)["C1"]
+    assert c1.command == "bench run --resume results/r.journal.jsonl"
+    assert c1.note == f"the run was interrupted before it finished toy.square; run: `{c1.command}`"
+    c9 = _audit(doc, tmp_path)["C9"]  # left out by -m: said so, whatever else happened
+    assert c9.verdict == "not run" and "marker expression" in c9.note
+    doc["bench"]["selection"]["not_reached"] = []
+    assert _audit(doc, tmp_path)["C1"].verdict == "holds"
+
+
+@pytest.mark.parametrize(("trials", "verdict"), [(2, "not run"), (4, "holds")])
+def test_an_interrupted_run_recorded_before_not_reached_tells_it_from_its_groups(
+    trials: int, verdict: str, tmp_path: Path
+) -> None:
+    doc = sample_document()
+    doc["bench"]["interrupted"] = True
+    groups = {"toy.square[n8-cpu]": {"check_s": 1.0, "trial_s": 1.0, "trials": trials}}
+    doc["bench"]["trials"] = {"per_item": 4, "workers": {"groups": groups}}
+    assert _audit(doc, tmp_path)["C1"].verdict == verdict

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.claims import audit
 from bench.cli import main
+from bench.results import load_run
 from tests.bench.conftest import make_toy_project, run_in
 from tests.bench.sample_run import sample_document
 
@@ -80,7 +82,13 @@ def test_interrupt_writes_finished_results(toy_runs: dict[str, Future[ToyRun]]) 
     doc = json.loads((toy_project / "int.json").read_text())
     assert doc["bench"]["interrupted"] is True
     assert len(doc["benchmarks"]) >= 1
-    assert "interrupted" in (toy_project / "int.md").read_text()
+    report = (toy_project / "int.md").read_text()
+    assert "interrupted" in report
+    # n16 was not finished: toy.square's claims are not run (not judged on n8 alone)
+    assert doc["bench"]["selection"]["not_reached"] == ["toy.square"]
+    t1 = {c.id: c for c in audit(load_run(toy_project / "int.json"))}["T1"]
+    assert t1.verdict == "not run" and t1.command == "bench run --resume int.journal.jsonl"
+    assert "the run was interrupted before it finished toy.square; run: `bench run --resume" in report
     if (os.cpu_count() or 1) >= 2:  # the two groups' checks ran first, side by side
         assert "[checks 2/2" in proc.stderr and proc.stderr.index("[checks 2/2") < proc.stderr.index("[1/")
 

@@ -594,6 +594,7 @@ def test_a_killed_run_resumes_from_its_journal_measuring_nothing_twice(tmp_path:
     setups_after = [line.split() for line in log.read_text().splitlines()][len(setups_before) :]
     assert setups_after and not done & {int(n) for n, _ in setups_after}
     assert doc["bench"]["trials"]["resumed_from"] == str(journal)
+    assert doc["bench"]["interrupted"] is False and doc["bench"]["selection"]["not_reached"] == []
     # Nor were the others' checks and first trials: the resumed run took only their last trials.
     workers = doc["bench"]["trials"]["workers"]
     assert workers.get("check", {}).get("count", 0) == 0 and workers["trial"]["count"] == 6 - len(done)

@@ -160,6 +160,7 @@ def test_quick_profile_leaves_slow_cases_out_unless_asked(
         "keyword": "n8 and cpu",
         "markers": "not slow",
         "left_out": {"toy.heavy": ["slow"]},
+        "not_reached": [],
     }
     report = (toy_project / "q.md").read_text()
     assert "left out by the marker expression (1 case(s)" in report and "`toy.heavy`" in report

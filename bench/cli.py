@@ -277,7 +277,7 @@ def _resumed_args(journal: Path, err: Console) -> tuple[list[str], Path] | None:
     """The cut-short run's pytest arguments (from its journal's header), resuming, and its JSON."""
     from bench.journal import read_journal
 
-    header, groups = read_journal(journal)
+    header, groups, _ = read_journal(journal)
     args = [a for a in header["args"] if not a.startswith("--bench-resume")]
     json_arg = next((a for a in args if a.startswith("--benchmark-json=")), None)
     if json_arg is None:

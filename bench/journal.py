@@ -57,9 +57,13 @@ class Journal:
         self._file.close()
 
 
-def read_journal(path: Path, partial: bool = False) -> tuple[dict[str, Any], dict[Group, dict[str, Outcome]]]:
-    """The journal's header and its groups measured whole (``partial``: those with only their
-    check and first trials, and not whole later). A last line cut short by a kill is ignored."""
+Groups = dict[Group, dict[str, Outcome]]
+
+
+def read_journal(path: Path) -> tuple[dict[str, Any], Groups, Groups]:
+    """The journal's header, its groups measured whole, and its partial ones (only their check
+    and first trials, and not whole later), in one read. A last line cut short by a kill is
+    ignored."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -72,8 +76,8 @@ def read_journal(path: Path, partial: bool = False) -> tuple[dict[str, Any], dic
         header = {}
     if header.get("journal") != FORMAT:
         raise ResultsError(f"{path} is not a run's journal (its first line is no journal header)")
-    groups: dict[Group, dict[str, Outcome]] = {}
-    partials: dict[Group, dict[str, Outcome]] = {}
+    groups: Groups = {}
+    partials: Groups = {}
     for number, line in enumerate(lines[1:], start=2):
         try:
             doc = json.loads(line)
@@ -84,6 +88,4 @@ def read_journal(path: Path, partial: bool = False) -> tuple[dict[str, Any], dic
         case, point, device = doc["group"]
         found = {n: Outcome.from_dict(o) for n, o in doc["outcomes"].items()}
         (partials if doc.get("partial") else groups)[(case, point, device)] = found
-    if partial:
-        return header, {g: o for g, o in partials.items() if g not in groups}
-    return header, groups
+    return header, groups, {g: o for g, o in partials.items() if g not in groups}

@@ -112,8 +112,7 @@ class BenchSession:
         self.worker_seconds: list[WorkerSeconds] = []  # (phase, wall seconds, group) of every worker
         results = config.getoption("benchmark_json", None)
         if self.options.resume is not None:
-            _, self._outcomes = read_journal(self.options.resume)
-            _, self._partial = read_journal(self.options.resume, partial=True)
+            _, self._outcomes, self._partial = read_journal(self.options.resume)
             self.journal = Journal(self.options.resume, [], config.rootpath, append=True)
         elif results is not None:
             args = [str(a) for a in config.invocation_params.args]

@@ -732,6 +732,63 @@ def test_a_check_worker_calibrates_every_implementation_before_it_pins_malloc(
         assert [m[1] for m in sent if m[0] == "checked"] == ["reference", "v"]
 
 
+
+def test_a_check_worker_calibrates_fast_calls_again_and_keeps_the_faster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The machine is slow while the reference is calibrated, right after its check, and back to
+    # its pace when the identical variant is: one calibration each gave the reference a tenth of
+    # the variant's calls per round (identical code in rounds of different lengths measures as a
+    # speedup). A second calibration once both are checked finds the reference's true speed.
+    import contextlib
+    from types import SimpleNamespace
+
+    import bench.probes.memory
+    from bench import Case, Grid
+    from bench.options import RunOptions
+    from bench.trials import Job, _check, round_calls, round_floor_s
+
+    monkeypatch.setattr(bench.probes.memory, "pin_malloc", lambda: True)
+    machine = {"slow": True}
+
+    def spin(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    class Executor:
+        def check(self, spec: object, draft: object) -> SimpleNamespace:
+            name = spec.variant  # type: ignore[attr-defined]
+            if name == "v":
+                machine["slow"] = False
+            call = lambda: spin(4e-4 if machine["slow"] else 4e-5)  # noqa: E731
+            timed = lambda: (call, contextlib.nullcontext())  # noqa: E731
+            return SimpleNamespace(caller=SimpleNamespace(timed=timed, name=name), warm_s=None)
+
+        def probe(self, found: object, draft: object) -> None:
+            pass
+
+        def probe_memory(self, found: object, draft: object, settle: bool = False) -> None:
+            pass
+
+    case = Case(
+        name="toy.calibrate",
+        setup=lambda p, d: {},
+        reference=lambda: None,
+        variants={"v": lambda: None},
+        grids={"quick": Grid(n=[1]), "full": Grid(n=[1])},
+    )
+    settings = _toy_settings(min_time_s=2e-3)
+    names = ("reference", "v")
+    job = Job("check", "suite.py", ".", case.name, {"n": 1}, "cpu", names, RunOptions(), settings)
+    sent: list[tuple[Any, ...]] = []
+    _check(job, case, Executor(), SimpleNamespace(send=sent.append), SimpleNamespace(value=-1))
+    call_s = {m[1]: m[3] for m in sent if m[0] == "checked"}
+    assert call_s["reference"] < 2 * call_s["v"], call_s
+    counts = round_calls(call_s, round_floor_s(settings))
+    assert counts["reference"] == counts["v"] > 1
+
+
 DECIDE_SUITE = """
 import torch
 

@@ -407,8 +407,10 @@ def cmd_history(args: argparse.Namespace) -> int:
     output = args.output or args.folder / "history.md"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render_history(history, output))
-    steps = sum(1 for s in history.series for p in s.points if p.step)
-    _console(stderr=True).print(f"history of {len(history.runs)} runs, {steps} step changes: {output}")
+    steps, same = len(history.steps()), len(history.same_code_steps())
+    between = f" ({same} between runs of the same code: the machine, not the code)" if same else ""
+    summary = f"history of {len(history.runs)} runs, {steps} step changes{between}: {output}"
+    _console(stderr=True).print(summary)
     return OK
 
 

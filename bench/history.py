@@ -37,6 +37,7 @@ class Point:
     median_s: float
     speedup: float | None
     step: str = ""  # "slower" or "faster" when this run stepped against the previous one
+    previous: int | None = None  # the run this point is compared with (None: the series' first)
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,38 @@ class History:
     skipped: tuple[str, ...]  # files in the folder that are not harness results, and why
     drifts: tuple[Drift, ...] = ()  # per consecutive pair of runs, where enough references are in both
 
+    def steps(self) -> list[tuple[Series, Point]]:
+        return [(s, p) for s in self.series for p in s.points if p.step]
+
+    def same_code_steps(self) -> list[tuple[Series, Point]]:
+        """Steps between two runs of the same code (``same_code``): false alarms of the code's
+        doing, which say how far this machine's runs move on their own."""
+        return [
+            (s, p)
+            for s, p in self.steps()
+            if p.previous is not None and same_code(self.runs[p.previous], self.runs[p.run])
+        ]
+
 
 def _commit(run: Run) -> str:
     return ((run.environment.get("git") or {}).get("id") or "")[:10]
+
+
+# What must match for two runs to have run the same code: beside one clean commit, the libraries
+# the cases run on.
+_SOFTWARE = ("python", "torch", "pennylane", "pennylane_lightning", "numpy")
+
+
+def same_code(first: Run, second: Run) -> bool:
+    """Whether two runs ran the same code: one commit, clean at both ends of both runs, and the same
+    Python, torch, PennyLane and numpy. A step between such runs is none of the code's doing: the
+    machine moved, or the detector cried wolf."""
+    a, b = first.environment.get("git") or {}, second.environment.get("git") or {}
+    if not a.get("id") or a.get("id") != b.get("id") or a.get("dirty") or b.get("dirty"):
+        return False
+    if a.get("at_end") or b.get("at_end"):  # the tree moved while a run went on
+        return False
+    return all(first.environment.get(k) == second.environment.get(k) for k in _SOFTWARE)
 
 
 def load_history(folder: Path) -> History:
@@ -212,6 +242,7 @@ def _series(runs: Sequence[Run], drifts: Mapping[tuple[int, str], Drift]) -> lis
             step = _step(entries[i - 1][1], rec, entries[i - 1][2], ref, moved) if i else ""
             found = speedup(ref, rec) if ref is not None and ref is not rec else None
             value = 1.0 if ref is rec else (found.estimate if found else None)
-            points.append(Point(index, float(rec.median_s or 0.0), value, step))
+            before = entries[i - 1][0] if i else None
+            points.append(Point(index, float(rec.median_s or 0.0), value, step, before))
         series.append(Series(*key, points=tuple(points)))
     return series

@@ -68,7 +68,8 @@ def plot_case(history: History, case: str, directory: Path) -> Path | None:
 def render_history(history: History, output: Path) -> str:
     """Markdown for the history, with one figure per case written beside ``output``."""
     figures_dir = output.parent / f"{output.stem}-figures"
-    steps = [(s, p) for s in history.series for p in s.points if p.step]
+    steps = history.steps()
+    same = {id(p) for _, p in history.same_code_steps()}
     out = [
         "# Benchmark history",
         "",
@@ -109,13 +110,30 @@ def render_history(history: History, output: Path) -> str:
         ]
     if steps:
         step_rows = [
-            (f"`{s.case}`", s.point, s.device, f"`{s.variant}`", _run_label(history, p.run), p.step)
+            (
+                f"`{s.case}`",
+                s.point,
+                s.device,
+                f"`{s.variant}`",
+                _run_label(history, p.run),
+                p.step,
+                "same" if id(p) in same else "changed",
+            )
             for s, p in steps
         ]
+        out += ["## Step changes", ""]
+        if same:
+            out += [
+                f"{len(same)} of these {len(steps)} are between two runs of the same code (one commit, "
+                "clean in both runs, and the same Python, torch, PennyLane and numpy): none of them is "
+                "the code's doing. The machine moved between those runs by more than their trials and "
+                "the other cases show; expect that much from this machine between runs of different code "
+                "too.",
+                "",
+            ]
         out += [
-            "## Step changes",
-            "",
-            table(("Case", "Point", "Device", "Variant", "Run", "Direction"), step_rows),
+            table(("Case", "Point", "Device", "Variant", "Run", "Direction", "Code since the run before"),
+                  step_rows),
             "",
         ]
     for case in dict.fromkeys(s.case for s in history.series):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.cli import main
 from bench.errors import ResultsError
 from bench.history import SPEEDUPS, load_history
+from bench.results import Run
 from bench.stats import trial_speedup
 from tests.bench.sample_run import document_copy, with_trials
 
@@ -166,3 +169,51 @@ def test_speedups_that_move_as_much_as_every_speedup_are_not_steps(tmp_path: Pat
     key = ("toy.square", "n8", "cpu", "fast")
     ref = ("toy.square", "n8", "cpu", "reference")
     assert _raw_step(first[key], second[key], first[ref], second[ref]) == "faster"
+
+
+def test_steps_between_runs_of_the_same_code_are_told_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Runs 1 and 2: one clean commit, the same libraries; run 2's variant 2x slower (a step of the
+    # machine). Run 3: another commit, the variant 2x slower again (a step the code may have made).
+    # Run 4: that commit with uncommitted changes, 2x faster: not the same code either.
+    for name, when, speedups, commit, dirty in (
+        ("1.json", "2026-11-01T00:00:00", [4.0, 4.1, 3.9], "aaaa", False),
+        ("2.json", "2026-11-02T00:00:00", [2.0, 2.05, 1.95], "aaaa", False),
+        ("3.json", "2026-11-03T00:00:00", [1.0, 1.02, 0.98], "bbbb", False),
+        ("4.json", "2026-11-04T00:00:00", [2.0, 2.05, 1.95], "bbbb", True),
+    ):
+        doc = with_trials(document_copy(), "fast", speedups)
+        doc["datetime"] = when
+        doc["bench"]["environment"]["git"] = {"id": commit, "dirty": dirty}
+        (tmp_path / name).write_text(json.dumps(doc))
+    history = load_history(tmp_path)
+    fast = next(s for s in history.series if s.variant == "fast")
+    assert [p.step for p in fast.points] == ["", "slower", "slower", "faster"]
+    assert [p.previous for p in fast.points] == [None, 0, 1, 2]
+    assert [p.run for _, p in history.same_code_steps()] == [1]
+    assert len(history.steps()) == 3
+    assert main(["history", str(tmp_path)]) == 0
+    assert "3 step changes (1 between runs of the same code" in capsys.readouterr().err
+    text = (tmp_path / "history.md").read_text()
+    assert "1 of these 3 are between two runs of the same code" in text
+    rows = [line for line in text.splitlines() if line.startswith("| `toy.square`")]
+    assert [row.rstrip(" |").rsplit("| ", 1)[1] for row in rows] == ["same", "changed", "changed"]
+
+
+def test_runs_of_one_commit_with_other_libraries_are_not_the_same_code(tmp_path: Path) -> None:
+    from bench.history import same_code
+    from bench.results import load_run
+
+    def run(name: str, change: Callable[[dict[str, Any]], None]) -> Run:
+        doc = document_copy()
+        change(doc["bench"]["environment"])
+        (tmp_path / name).write_text(json.dumps(doc))
+        return load_run(tmp_path / name)
+
+    first = run("a.json", lambda env: None)
+    assert same_code(first, run("b.json", lambda env: None))
+    assert not same_code(first, run("c.json", lambda env: env.update(torch="9.9.9")))
+    moved = run("d.json", lambda env: env["git"].update(at_end={"id": "ffff", "dirty": False}))
+    assert not same_code(first, moved)  # committed while the run went on
+    assert not same_code(first, run("e.json", lambda env: env.update(git={})))  # no commit known

@@ -789,6 +789,60 @@ def test_a_check_worker_calibrates_fast_calls_again_and_keeps_the_faster(
     assert counts["reference"] == counts["v"] > 1
 
 
+
+def test_a_first_call_that_compiled_is_not_taken_for_the_calls_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A torch.compile variant without warm-up calls: its checked first call compiles (here 5 s,
+    # recorded as first_call_s), its calls then take as long as the reference's. Taken as its
+    # time, that first call gave the variant rounds of one call and the reference rounds of many.
+    import contextlib
+    from types import SimpleNamespace
+
+    import bench.probes.memory
+    from bench import Case, Grid
+    from bench.options import RunOptions
+    from bench.trials import Job, _check, round_calls, round_floor_s
+
+    monkeypatch.setattr(bench.probes.memory, "pin_malloc", lambda: True)
+    calls = {"reference": 0, "compiled": 0}
+
+    class Executor:
+        def check(self, spec: Any, draft: Any) -> SimpleNamespace:
+            name = spec.variant
+            draft.update(first_call_s=5.0 if name == "compiled" else 2e-3)
+
+            def call() -> None:
+                calls[name] += 1
+                end = time.perf_counter() + 2e-3
+                while time.perf_counter() < end:
+                    pass
+
+            timed = lambda: (call, contextlib.nullcontext())  # noqa: E731
+            return SimpleNamespace(caller=SimpleNamespace(timed=timed, name=name), warm_s=None)
+
+        def probe(self, found: object, draft: object) -> None:
+            pass
+
+        def probe_memory(self, found: object, draft: object, settle: bool = False) -> None:
+            pass
+
+    case = Case(
+        name="toy.compiled",
+        setup=lambda p, d: {},
+        reference=lambda: None,
+        variants={"compiled": lambda: None},
+        grids={"quick": Grid(n=[1]), "full": Grid(n=[1])},
+    )
+    settings = _toy_settings(min_time_s=1e-4, budget_s=0.01)
+    names = ("reference", "compiled")
+    job = Job("check", "suite.py", ".", case.name, {"n": 1}, "cpu", names, RunOptions(), settings)
+    sent: list[tuple[Any, ...]] = []
+    _check(job, case, Executor(), SimpleNamespace(send=sent.append), SimpleNamespace(value=-1))
+    call_s = {m[1]: m[3] for m in sent if m[0] == "checked"}
+    assert call_s["compiled"] < 5e-3, call_s
+    counts = round_calls(call_s, round_floor_s(settings))
+    assert counts["reference"] == counts["compiled"], counts
+
+
 DECIDE_SUITE = """
 import torch
 

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import pairwise
 from pathlib import Path
@@ -732,87 +732,33 @@ def test_a_check_worker_calibrates_every_implementation_before_it_pins_malloc(
         assert [m[1] for m in sent if m[0] == "checked"] == ["reference", "v"]
 
 
-
-def test_a_check_worker_calibrates_fast_calls_again_and_keeps_the_faster(
+def _checked_seconds_per_call(
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The machine is slow while the reference is calibrated, right after its check, and back to
-    # its pace when the identical variant is: one calibration each gave the reference a tenth of
-    # the variant's calls per round (identical code in rounds of different lengths measures as a
-    # speedup). A second calibration once both are checked finds the reference's true speed.
+    variant: str,
+    settings: Any,
+    spin_s: Callable[[str], float],
+    on_check: Callable[[str, Any], None],
+) -> dict[str, float]:
+    """The seconds per call a check worker sends for a toy group of the reference and ``variant``:
+    each call spins for ``spin_s(name)`` seconds (asked at every call), and ``on_check(name, draft)``
+    runs at each implementation's check (to change the machine, or record a first call)."""
     import contextlib
     from types import SimpleNamespace
 
     import bench.probes.memory
     from bench import Case, Grid
     from bench.options import RunOptions
-    from bench.trials import Job, _check, round_calls, round_floor_s
+    from bench.trials import Job, _check
 
     monkeypatch.setattr(bench.probes.memory, "pin_malloc", lambda: True)
-    machine = {"slow": True}
-
-    def spin(seconds: float) -> None:
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            pass
-
-    class Executor:
-        def check(self, spec: object, draft: object) -> SimpleNamespace:
-            name = spec.variant  # type: ignore[attr-defined]
-            if name == "v":
-                machine["slow"] = False
-            call = lambda: spin(4e-4 if machine["slow"] else 4e-5)  # noqa: E731
-            timed = lambda: (call, contextlib.nullcontext())  # noqa: E731
-            return SimpleNamespace(caller=SimpleNamespace(timed=timed, name=name), warm_s=None)
-
-        def probe(self, found: object, draft: object) -> None:
-            pass
-
-        def probe_memory(self, found: object, draft: object, settle: bool = False) -> None:
-            pass
-
-    case = Case(
-        name="toy.calibrate",
-        setup=lambda p, d: {},
-        reference=lambda: None,
-        variants={"v": lambda: None},
-        grids={"quick": Grid(n=[1]), "full": Grid(n=[1])},
-    )
-    settings = _toy_settings(min_time_s=2e-3)
-    names = ("reference", "v")
-    job = Job("check", "suite.py", ".", case.name, {"n": 1}, "cpu", names, RunOptions(), settings)
-    sent: list[tuple[Any, ...]] = []
-    _check(job, case, Executor(), SimpleNamespace(send=sent.append), SimpleNamespace(value=-1))
-    call_s = {m[1]: m[3] for m in sent if m[0] == "checked"}
-    assert call_s["reference"] < 2 * call_s["v"], call_s
-    counts = round_calls(call_s, round_floor_s(settings))
-    assert counts["reference"] == counts["v"] > 1
-
-
-
-def test_a_first_call_that_compiled_is_not_taken_for_the_calls_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A torch.compile variant without warm-up calls: its checked first call compiles (here 5 s,
-    # recorded as first_call_s), its calls then take as long as the reference's. Taken as its
-    # time, that first call gave the variant rounds of one call and the reference rounds of many.
-    import contextlib
-    from types import SimpleNamespace
-
-    import bench.probes.memory
-    from bench import Case, Grid
-    from bench.options import RunOptions
-    from bench.trials import Job, _check, round_calls, round_floor_s
-
-    monkeypatch.setattr(bench.probes.memory, "pin_malloc", lambda: True)
-    calls = {"reference": 0, "compiled": 0}
 
     class Executor:
         def check(self, spec: Any, draft: Any) -> SimpleNamespace:
             name = spec.variant
-            draft.update(first_call_s=5.0 if name == "compiled" else 2e-3)
+            on_check(name, draft)
 
             def call() -> None:
-                calls[name] += 1
-                end = time.perf_counter() + 2e-3
+                end = time.perf_counter() + spin_s(name)
                 while time.perf_counter() < end:
                     pass
 
@@ -826,18 +772,53 @@ def test_a_first_call_that_compiled_is_not_taken_for_the_calls_time(monkeypatch:
             pass
 
     case = Case(
-        name="toy.compiled",
+        name="toy.calibrate",
         setup=lambda p, d: {},
         reference=lambda: None,
-        variants={"compiled": lambda: None},
+        variants={variant: lambda: None},
         grids={"quick": Grid(n=[1]), "full": Grid(n=[1])},
     )
-    settings = _toy_settings(min_time_s=1e-4, budget_s=0.01)
-    names = ("reference", "compiled")
+    names = ("reference", variant)
     job = Job("check", "suite.py", ".", case.name, {"n": 1}, "cpu", names, RunOptions(), settings)
     sent: list[tuple[Any, ...]] = []
     _check(job, case, Executor(), SimpleNamespace(send=sent.append), SimpleNamespace(value=-1))
-    call_s = {m[1]: m[3] for m in sent if m[0] == "checked"}
+    return {m[1]: m[3] for m in sent if m[0] == "checked"}
+
+
+def test_a_check_worker_calibrates_fast_calls_again_and_keeps_the_faster(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The machine is slow while the reference is calibrated, right after its check, and back to
+    # its pace when the identical variant is: one calibration each gave the reference a tenth of
+    # the variant's calls per round (identical code in rounds of different lengths measures as a
+    # speedup). A second calibration once both are checked finds the reference's true speed.
+    from bench.trials import round_calls, round_floor_s
+
+    machine = {"slow": True}
+
+    def on_check(name: str, draft: Any) -> None:
+        if name == "v":
+            machine["slow"] = False
+
+    settings = _toy_settings(min_time_s=2e-3)
+    spin_s = lambda name: 4e-4 if machine["slow"] else 4e-5  # noqa: E731
+    call_s = _checked_seconds_per_call(monkeypatch, "v", settings, spin_s, on_check)
+    assert call_s["reference"] < 2 * call_s["v"], call_s
+    counts = round_calls(call_s, round_floor_s(settings))
+    assert counts["reference"] == counts["v"] > 1
+
+
+def test_a_first_call_that_compiled_is_not_taken_for_the_calls_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A torch.compile variant without warm-up calls: its checked first call compiles (here 5 s,
+    # recorded as first_call_s), its calls then take as long as the reference's. Taken as its
+    # time, that first call gave the variant rounds of one call and the reference rounds of many.
+    from bench.trials import round_calls, round_floor_s
+
+    def on_check(name: str, draft: Any) -> None:
+        draft.update(first_call_s=5.0 if name == "compiled" else 2e-3)
+
+    settings = _toy_settings(min_time_s=1e-4, budget_s=0.01)
+    call_s = _checked_seconds_per_call(monkeypatch, "compiled", settings, lambda name: 2e-3, on_check)
     assert call_s["compiled"] < 5e-3, call_s
     counts = round_calls(call_s, round_floor_s(settings))
     assert counts["reference"] == counts["compiled"], counts

@@ -1,5 +1,5 @@
-"""Imported first by the fork server that CUDA groups' workers fork from (and nowhere else): CUDA
-stays untouched there, and what every worker would import again is imported once."""
+"""Imported first by each fork server that workers fork from (and nowhere else): CUDA stays
+untouched there, and what every worker would import again is imported once."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ import os
 # through NVML, it does not.
 os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 
-from bench.trials import warm_imports  # after the variable, which torch reads
+from bench.trials import die_with_parent, warm_imports  # after the variable, which torch reads
+
+# A fork server outlives the run that started it for as long as a worker it forked holds the pipe
+# that tells it the run is gone (a trial worker waiting for its turn, a hang in a C call), and its
+# workers die only with it: killed with the run, it takes them along.
+die_with_parent()
 
 # torch._dynamo and sympy: seconds of each worker otherwise (an H200 run's CUDA check workers
 # lost a toy item's 4 s limit to them, before its first implementation's check was done).

@@ -145,9 +145,10 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "worker_start",
         "worker-start",
-        "how workers start: fork (from the run's process, which has imported torch and the suites), "
-        "forkserver (forked from a fresh interpreter that has imported them and never touches CUDA), "
-        "spawn (a fresh interpreter each), or auto (forkserver for CUDA items, fork otherwise)",
+        "how workers start: forkserver (a trial's workers forked from a fresh interpreter of that "
+        "trial's own, which has imported torch and the suites and never touches CUDA: each trial in "
+        "its own memory layout), fork (all from the run's process: one layout for the whole run; "
+        "CPU only), spawn (a fresh interpreter each), or auto (forkserver)",
         {"choices": ("auto", "fork", "forkserver", "spawn"), "default": "auto"},
         commands=("run",),
     ),

@@ -46,6 +46,7 @@ from bench.trials import (
     cycles_per_trial,
     group_job,
     measure_group,
+    stop_fork_servers,
     timer_precision,
     warm_imports,
 )
@@ -177,9 +178,11 @@ class BenchSession:
         """How the workers of ``device``'s groups start (``--worker-start``, resolved)."""
         if self.options.worker_start != "auto":
             return self.options.worker_start
-        # A child forked from the run's process could not use CUDA once the process has
-        # initialised it (its environment measures the GPU): a fork server never does.
-        return "forkserver" if device.startswith("cuda") else "fork"
+        # A fork server per trial: each trial's workers in an address-space layout of their own,
+        # which forks of this process would all share (bench.trials, _SERVERS). On CUDA it is
+        # needed anyway: a child forked from a process that has initialised CUDA (the run's
+        # environment measures the GPU) could not use it, and a fork server never does.
+        return "forkserver"
 
     def _precision(self, timer: Callable[[], float]) -> float:
         if timer not in self._precisions:
@@ -192,7 +195,8 @@ class BenchSession:
         if spec.group in self._outcomes:
             return self._outcomes[spec.group]
         job = self._group_job(spec, item, self.trial_settings(spec, timed))
-        self._warm_up()
+        if job.settings.start == "fork":
+            self._warm_up()
         if spec.group in self._ahead and spec.group not in self._checked:
             self.check_ahead(timed)
         ahead = self._checked.pop(spec.group, None)
@@ -209,7 +213,8 @@ class BenchSession:
         return found
 
     def _warm_up(self) -> None:
-        """Before the first fork: what the workers would each import again (trials.warm_imports)."""
+        """Before the first fork from this process: what the workers would each import again
+        (trials.warm_imports; a fork server does it for its own)."""
         if not self._warmed:
             warm_imports(flops=self.options.probes)
             self._warmed = True
@@ -384,6 +389,7 @@ class BenchSession:
         self.interrupted = True
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        stop_fork_servers()
         if self.journal is not None:
             self.journal.close()
 

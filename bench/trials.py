@@ -15,15 +15,18 @@ A case's implementations at one grid point on one device (a *group*) are measure
 The parent never calls an implementation: it sends a job, reads messages, enforces the time
 limit (killing a worker that hangs, even inside native code) and turns a worker's death into a
 failure of the implementation that was running (``crash`` with its signal, or ``timeout``); the
-group's other implementations go on in a new worker. Workers are forked from the pytest process
-(which has imported torch and the suites, and has run nothing), or, where the group runs on CUDA
-(which a child forked from a process that has initialised CUDA cannot use), from a fork server:
-a fresh interpreter that has imported torch, the harness and the suites and never touches CUDA
-(``spawn``, a fresh interpreter per worker, costs that import in every worker).
+group's other implementations go on in a new worker. Workers are forked from fork servers, one
+per trial (a check's from the first): each a fresh interpreter that has imported torch, the
+harness and the suites, never touches CUDA (which a child forked from a process that has
+initialised it cannot use), and has an address-space layout of its own, which its workers share
+(``_SERVERS``). ``fork`` forks them all from the pytest process (which has imported torch and the
+suites, and has run nothing): one layout for the whole run; ``spawn``, a fresh interpreter per
+worker, costs those imports in every worker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import gc
@@ -200,14 +203,66 @@ def warm_imports(flops: bool = True) -> None:
 
 
 def _context(start: str) -> Any:
-    """multiprocessing's context for ``start``; the fork server's preloads the suites too (those
-    importable by name, as the registry holds them when the first worker starts)."""
-    ctx: Any = multiprocessing.get_context(start)
-    if start == "forkserver":
+    """multiprocessing's context for ``start``."""
+    return multiprocessing.get_context(start)
+
+
+# The fork servers, by number: a check's workers fork from the first, trial t's from number
+# t % trials (``server_number``). Each is an interpreter of its own, so it has an address-space
+# layout of its own (the kernel draws one at each exec) and a heap of its own; every worker
+# forked from one shares that server's. A whole run's workers forked from one process measured
+# that process's layout in every trial: ``paco2.covariance``'s K = 4 variant took 165-225 us
+# from one run to the next on the 2-core Xeon VM (2026-12-04), each run's four trials within a
+# few % of each other, and with the layout fixed (``setarch -R``, ``PYTHONHASHSEED=0``) every
+# run agreed (162-185 us). With a server per trial the trials sample the layouts, and the
+# interval is over them too.
+_SERVERS: dict[int, Any] = {}
+
+
+def server_number(job: Job) -> int:
+    """The fork server ``job``'s worker forks from (under ``start="forkserver"``)."""
+    return job.trial % max(job.settings.trials, 1) if job.phase == "trial" else 0
+
+
+def _fork_server(number: int) -> Any:
+    """Fork server ``number``, preloading what every worker imports and the suites (those
+    importable by name, as the registry holds them when it starts); started on first use."""
+    import multiprocessing.forkserver
+
+    server = _SERVERS.get(number)
+    if server is None:
         from bench.registry import REGISTRY
 
-        ctx.set_forkserver_preload([*FORKSERVER_PRELOAD, *REGISTRY.importable_modules()])
-    return ctx
+        server = _SERVERS[number] = multiprocessing.forkserver.ForkServer()
+        server.set_forkserver_preload([*FORKSERVER_PRELOAD, *REGISTRY.importable_modules()])
+    return server
+
+
+def start_fork_servers(jobs: Sequence[Job]) -> None:
+    """Start the fork servers ``jobs`` fork from, side by side (each imports for seconds)."""
+    for number in sorted({server_number(job) for job in jobs if job.settings.start == "forkserver"}):
+        _fork_server(number).ensure_running()
+
+
+def stop_fork_servers() -> None:
+    """Stop every fork server this process started (they stop anyway once it has exited)."""
+    while _SERVERS:
+        _SERVERS.popitem()[1]._stop()
+
+
+@contextlib.contextmanager
+def _forking_from(number: int) -> Generator[None, None, None]:
+    """Let the multiprocessing Process started inside fork from server ``number``: its
+    ``Popen`` asks the module-level function, which is the default server's."""
+    import multiprocessing.forkserver
+
+    module: Any = multiprocessing.forkserver
+    default = module.connect_to_new_process
+    module.connect_to_new_process = _fork_server(number).connect_to_new_process
+    try:
+        yield
+    finally:
+        module.connect_to_new_process = default
 
 
 def _signal_name(number: int) -> str:
@@ -243,7 +298,11 @@ class _Running:
             # The parent's objects out of the collector's reach: a collection in the child would
             # otherwise touch (and so copy) every page of the parent's heap.
             gc.freeze()
-        self.process.start()
+        if job.settings.start == "forkserver":
+            with _forking_from(server_number(job)):
+                self.process.start()
+        else:
+            self.process.start()
         sender.close()
         self.messages: list[tuple[Any, ...]] = []
         self.limit = job.settings.time_limit_s
@@ -414,6 +473,7 @@ def _run_trials(jobs: Sequence[Job]) -> list[_Ended]:
     timed round never does: the others are idle, waiting, or gone. Stops at the first trial that
     did not bring its rounds (a crash, a failure, a timeout): the ones after it are killed
     unreleased and not returned (they are run again without what failed)."""
+    start_fork_servers(jobs)
     batch = [_Running(job) for job in jobs]
     found: list[_Ended] = []
     try:
@@ -687,8 +747,9 @@ def _take(message: tuple[Any, ...], outcomes: dict[str, Outcome]) -> None:
 # -- the worker's side ------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    # A worker whose parent was killed would run on for nothing (and hold the machine).
+def die_with_parent() -> None:
+    """Be killed when the parent dies: a worker whose run was killed would run on for nothing
+    (and hold the machine); so would a fork server."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -706,7 +767,7 @@ def _limit_memory(extra_bytes: int | None) -> None:
 
 
 def _worker_main(job: Job, conn: Any, in_flight: Any, turn: Any = None) -> None:
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     try:
         import torch
@@ -943,6 +1004,10 @@ def cycle_order(names: Sequence[str], key: str, trial: int, cycle: int) -> list[
     return order
 
 
+def _group_key(job: Job) -> str:
+    return f"{job.case}|{job.params}|{job.device}|{job.settings.seed}"
+
+
 def timer_precision(timer: Callable[[], float]) -> float:
     """The timer's resolution as pytest-benchmark measures it (a few tenths of a second)."""
     from pytest_benchmark.timers import compute_timer_precision
@@ -973,7 +1038,7 @@ def _trial(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any, turn: 
     budget_s = job.settings.budget_s * len(job.names)
     index_of = {name: i for i, name in enumerate(job.names)}
     rounds: dict[str, list[float]] = {name: [] for name in job.names}
-    key = f"{job.case}|{job.params}|{job.device}|{job.settings.seed}"
+    key = _group_key(job)
     order = list(job.names)
     timer = job.settings.timer
     gc.collect()

@@ -374,7 +374,7 @@ def render_report(
 def _starts(trials: dict[str, Any]) -> str:
     """How the workers started, per device (runs before 2026-12-04 recorded the option alone)."""
     starts = trials.get("starts") or {}
-    shown = {"fork": "fork", "forkserver": "a fork server", "spawn": "spawn"}
+    shown = {"fork": "fork", "forkserver": "a fork server per trial", "spawn": "spawn"}
     if not starts:
         return f"`--worker-start {trials.get('start', '?')}`; how each device's started is not recorded"
     return ", ".join(f"{shown.get(how, how)} on {'CPU' if device == 'cpu' else 'CUDA'}"

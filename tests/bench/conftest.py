@@ -36,8 +36,13 @@ def make_toy_project(path: Path) -> Path:
     (path / "suites" / "__init__.py").write_text("")
     shutil.copy(DATA / "toy_suite.py", path / "suites" / "toy.py")
     # Suites declared the ini way (this repo uses [tool.bench]; both are tested). Two trials per
-    # item, the fewest an interval takes, keep the tests' runs short.
-    ini = "[pytest]\npythonpath = .\ntestpaths = tests\nbench_suites = suites\naddopts = --bench-trials=2\n"
+    # item, the fewest an interval takes, and workers forked from the run's process (not from a
+    # fork server per trial, each a fresh interpreter that imports torch: seconds of every run)
+    # keep the tests' runs short; the runs that test the default say --worker-start forkserver.
+    ini = (
+        "[pytest]\npythonpath = .\ntestpaths = tests\nbench_suites = suites\n"
+        "addopts = --bench-trials=2 --bench-worker-start=fork\n"
+    )
     (path / "pytest.ini").write_text(ini)
     return path
 

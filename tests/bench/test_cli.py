@@ -26,7 +26,8 @@ def _bench(project: Path, *args: str, behaviour: str = ""):
 # Two tests' runs, each in its own toy project: (arguments, TOY_BEHAVIOUR).
 TOY_RUNS: dict[str, tuple[tuple[str, ...], str]] = {
     "failures": (("run", "-k", "n8 and cpu", "--json", "out/run.json"), "failures"),
-    "interrupt": (("run", "-k", "cpu", "--json", "int.json"), "interrupt"),
+    # Under the default start: the run's Ctrl-C with its fork servers up.
+    "interrupt": (("run", "-k", "cpu", "--worker-start", "forkserver", "--json", "int.json"), "interrupt"),
 }
 ToyRun = tuple[Path, subprocess.CompletedProcess[str]]
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from bench.errors import ResultsError
@@ -180,7 +183,8 @@ def test_crashes_aborts_memory_and_hangs_are_recorded_and_the_run_goes_on(
     assert timed["reference"]["extra_info"]["bench"]["aa"]["trials"] == 2
     report = (project / "out" / "run.md").read_text()
     assert "SIGSEGV" in report and "SIGABRT" in report and "## A/A control" in report
-    assert doc["bench"]["trials"]["starts"] == {"cpu": "fork"} and "started by fork on CPU" in report
+    assert doc["bench"]["trials"]["starts"] == {"cpu": "forkserver"}
+    assert "started by a fork server per trial on CPU" in report
     assert "2 timed, 4 failed" in proc.stderr
 
 
@@ -416,6 +420,65 @@ def test_steady_malloc_spares_a_trials_calls_the_page_faults_of_memory_freed_bef
         assert median > 15_000, per_call  # 18,432 pages trimmed and faulted in again, call after call
 
 
+PARENTS_SUITE = """
+import multiprocessing
+import os
+
+import torch
+
+from bench import Case, Grid, register
+
+LOG = os.path.join(os.path.dirname(__file__), "parents.log")  # not os.environ: a fork server keeps its own
+
+
+def setup(params, device):
+    with open(LOG, "a") as f:
+        f.write(f"{multiprocessing.current_process().name} {os.getppid()}\\n")
+    return {"x": torch.ones(4)}
+
+
+def reference(x):
+    return x + 1
+
+
+register(Case(name="parents.add", setup=setup, reference=reference, variants={"same": reference},
+              grids={"quick": Grid(n=[1]), "full": Grid(n=[1])}))
+"""
+
+
+def test_each_trial_forks_its_workers_from_a_fork_server_of_its_own(tmp_path: Path) -> None:
+    # Workers forked from one process share its address-space layout, which moved a case's
+    # speedup between runs while every trial of a run agreed; a server per trial samples it.
+    import psutil
+
+    from bench.options import RunOptions
+    from bench.trials import group_job, measure_group, server_number, stop_fork_servers
+
+    suite = tmp_path / "parents_suite.py"
+    suite.write_text(PARENTS_SUITE)
+    settings = _toy_settings(trials=3, time_limit_s=60, start="forkserver")
+    job = group_job(suite, tmp_path, "parents.add", {"n": 1}, "cpu", ["reference", "same"],
+                    RunOptions(no_probes=True), settings)
+    try:
+        found = measure_group(job)
+    finally:
+        stop_fork_servers()
+    assert all(o.error is None and len(o.trials) == 3 for o in found.values()), found
+    parents: dict[str, set[int]] = {}
+    for line in (tmp_path / "parents.log").read_text().splitlines():
+        name, pid = line.split()
+        parents.setdefault(name, set()).add(int(pid))
+    assert sorted(parents) == ["bench-check", "bench-trial-0", "bench-trial-1", "bench-trial-2"], parents
+    assert all(len(pids) == 1 for pids in parents.values()), parents
+    servers = [parents[f"bench-trial-{t}"].pop() for t in range(3)]
+    assert len(set(servers)) == 3 and os.getpid() not in servers, servers
+    assert parents["bench-check"] == {servers[0]}  # a check forks from the first
+    assert not any(psutil.pid_exists(pid) for pid in servers)  # stopped, and reaped
+    # A trial beyond the planned ones (asked for by a claim) goes round the servers again.
+    extra = replace(job, phase="trial", trial=4)
+    assert server_number(extra) == 1
+
+
 LOG_SUITE = """
 import os
 import time
@@ -569,8 +632,13 @@ def test_a_killed_run_resumes_from_its_journal_measuring_nothing_twice(tmp_path:
         except ResultsError:
             pass  # its header not written yet
         time.sleep(0.05)
+    # Its fork servers (one per trial, the default) and their workers: gone with it.
+    descendants = psutil.Process(parent.pid).children(recursive=True)
+    assert len(descendants) >= 2, descendants
     parent.send_signal(signal.SIGKILL)
     parent.wait()
+    _, alive = psutil.wait_procs(descendants, timeout=10)
+    assert not alive, alive
     assert not results.exists()
     _, groups, partial = read_journal(journal)
     done = {int(point.removeprefix("n")) for _, point, _ in groups}
@@ -965,7 +1033,7 @@ def test_a_workers_start_is_not_held_to_its_first_steps_limit(tmp_path: Path) ->
 FORK_SERVER_SCRIPT = """
 import sys
 
-from bench.trials import _context
+from bench.trials import _context, _forking_from
 
 
 def imported(names, conn):
@@ -977,11 +1045,59 @@ if __name__ == "__main__":
     receiver, sender = ctx.Pipe(duplex=False)
     names = ("torch._dynamo", "sympy", "bench.execute")
     worker = ctx.Process(target=imported, args=(names, sender))
-    worker.start()
+    with _forking_from(0):
+        worker.start()
     sender.close()
     print(receiver.recv() if receiver.poll(120) else "nothing")
     worker.join(10)
 """
+
+
+KILLED_RUN_SCRIPT = """
+import os
+import signal
+import time
+
+from bench.trials import _context, _forking_from, die_with_parent
+
+
+def hang(conn):
+    die_with_parent()  # as every worker does
+    conn.send((os.getppid(), os.getpid()))
+    time.sleep(120)  # a hang the killed run can no longer stop
+
+
+if __name__ == "__main__":
+    ctx = _context("forkserver")
+    receiver, sender = ctx.Pipe(duplex=False)
+    worker = ctx.Process(target=hang, args=(sender,))
+    with _forking_from(0):
+        worker.start()
+    print(*receiver.recv(), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_run_takes_its_fork_servers_and_their_hanging_workers_along(tmp_path: Path) -> None:
+    # A worker dies with its parent, the fork server; the server would live on as long as that
+    # worker holds the pipe that tells it the run is gone, so it dies with the run.
+    import psutil
+
+    script = tmp_path / "killed_run.py"
+    script.write_text(KILLED_RUN_SCRIPT)
+    out = tmp_path / "pids"  # a file, not a pipe: the server and the worker hold what they inherit
+    with out.open("w") as f:
+        proc = subprocess.run([sys.executable, str(script)], stdout=f, stderr=f, timeout=240)
+    assert proc.returncode == -signal.SIGKILL, out.read_text()
+    server, worker = (int(pid) for pid in out.read_text().split())
+    gone = []
+    for pid in (server, worker):
+        try:
+            gone.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(gone, timeout=10)
+    assert not alive, alive
 
 
 def test_a_fork_server_worker_starts_with_what_every_worker_imports(tmp_path: Path) -> None:

@@ -12,6 +12,9 @@ import torch
 from bench import Case, Claim, Grid, Tolerance, Variant, register
 
 BEHAVIOUR = os.environ.get("TOY_BEHAVIOUR", "")
+# The run's own process: the first to import this file (at collection), before it starts any
+# worker or fork server, which inherit the variable (a worker's parent may be a fork server).
+RUN_PID = int(os.environ.setdefault("TOY_RUN_PID", str(os.getpid())))
 # Asked at import, as suites do (for pinned memory, say): on CUDA the workers' fork server imports
 # this file, and must still fork children that can use CUDA.
 PIN_MEMORY = torch.cuda.is_available()
@@ -49,15 +52,14 @@ def sleepy(x):
 
 
 def _ctrl_c() -> None:
-    # As a user's Ctrl-C: to the run's own process (a worker's parent), which owns the terminal.
+    # As a user's Ctrl-C: to the run's own process, which owns the terminal.
     # One Ctrl-C: two trial workers warm up side by side, and only the first to get here sends it.
     try:
         open("ctrl-c-sent", "x").close()
     except FileExistsError:
         time.sleep(1)
         return
-    in_worker = multiprocessing.parent_process() is not None
-    os.kill(os.getppid() if in_worker else os.getpid(), signal.SIGINT)
+    os.kill(RUN_PID, signal.SIGINT)
     time.sleep(1)
 
 

@@ -143,6 +143,10 @@ class Job:
     trial: int = 0
     iterations: dict[str, int] = field(default_factory=dict)
     judged: tuple[str, ...] = ()  # the claims the audit judges on this group (their ids)
+    # multiprocessing's start method in the run's process, which a worker restores: started by a
+    # fork server or spawned, multiprocessing would make that its own default, and a DataLoader's
+    # workers in it would each start a fork server of their own.
+    mp_start: str | None = None
 
     @property
     def group(self) -> str:
@@ -535,6 +539,9 @@ def group_job(
         options,
         settings,
         judged=tuple(judged),
+        # (Asked this way, it is fixed now: starting a fork server asks too, and a group's job
+        # taken before it must equal the one taken after.)
+        mp_start=multiprocessing.get_start_method(),
     )
 
 
@@ -768,7 +775,13 @@ def _limit_memory(extra_bytes: int | None) -> None:
 
 def _worker_main(job: Job, conn: Any, in_flight: Any, turn: Any = None) -> None:
     die_with_parent()
+    # What this process inherited (a fork server's imports, or the run's), out of the collector's
+    # reach: a full collection would otherwise walk it, and copy every page it touches.
+    gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # The run's default, not how this worker was started: under a fork server, seqsetvae's
+    # DataLoader cases started a fork server per pass, 3 s each (checks of 150 s, not 3).
+    multiprocessing.set_start_method(job.mp_start, force=True)
     try:
         import torch
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -433,7 +434,8 @@ LOG = os.path.join(os.path.dirname(__file__), "parents.log")  # not os.environ: 
 
 def setup(params, device):
     with open(LOG, "a") as f:
-        f.write(f"{multiprocessing.current_process().name} {os.getppid()}\\n")
+        name, start = multiprocessing.current_process().name, multiprocessing.get_start_method()
+        f.write(f"{name} {os.getppid()} {start}\\n")
     return {"x": torch.ones(4)}
 
 
@@ -465,9 +467,13 @@ def test_each_trial_forks_its_workers_from_a_fork_server_of_its_own(tmp_path: Pa
         stop_fork_servers()
     assert all(o.error is None and len(o.trials) == 3 for o in found.values()), found
     parents: dict[str, set[int]] = {}
+    starts = set()
     for line in (tmp_path / "parents.log").read_text().splitlines():
-        name, pid = line.split()
+        name, pid, start = line.split()
         parents.setdefault(name, set()).add(int(pid))
+        starts.add(start)
+    # A DataLoader in a worker starts its workers as it would in the run's process.
+    assert starts == {multiprocessing.get_start_method()}
     assert sorted(parents) == ["bench-check", "bench-trial-0", "bench-trial-1", "bench-trial-2"], parents
     assert all(len(pids) == 1 for pids in parents.values()), parents
     servers = [parents[f"bench-trial-{t}"].pop() for t in range(3)]

@@ -780,7 +780,7 @@ def _worker_main(job: Job, conn: Any, in_flight: Any, turn: Any = None) -> None:
     gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # The run's default, not how this worker was started: under a fork server, seqsetvae's
-    # DataLoader cases started a fork server per pass, 3 s each (checks of 150 s, not 3).
+    # DataLoader cases started a fork server per pass, 3 s each (checks of 150 s, not 17).
     multiprocessing.set_start_method(job.mp_start, force=True)
     try:
         import torch
@@ -1017,10 +1017,6 @@ def cycle_order(names: Sequence[str], key: str, trial: int, cycle: int) -> list[
     return order
 
 
-def _group_key(job: Job) -> str:
-    return f"{job.case}|{job.params}|{job.device}|{job.settings.seed}"
-
-
 def timer_precision(timer: Callable[[], float]) -> float:
     """The timer's resolution as pytest-benchmark measures it (a few tenths of a second)."""
     from pytest_benchmark.timers import compute_timer_precision
@@ -1051,7 +1047,7 @@ def _trial(job: Job, case: Any, executor: Any, conn: Any, in_flight: Any, turn: 
     budget_s = job.settings.budget_s * len(job.names)
     index_of = {name: i for i, name in enumerate(job.names)}
     rounds: dict[str, list[float]] = {name: [] for name in job.names}
-    key = _group_key(job)
+    key = f"{job.case}|{job.params}|{job.device}|{job.settings.seed}"
     order = list(job.names)
     timer = job.settings.timer
     gc.collect()

@@ -397,15 +397,11 @@ register(Case(name="pages.blocks", setup=setup, reference=reference, variants={"
 def test_steady_malloc_spares_a_trials_calls_the_page_faults_of_memory_freed_before(
     malloc: str, start: str, tmp_path: Path
 ) -> None:
-    from bench.options import RunOptions
-    from bench.trials import group_job, measure_group
+    from bench.trials import measure_group
 
-    suite = tmp_path / "pages_suite.py"
-    suite.write_text(PAGES_SUITE)
     log = tmp_path / "faults.log"  # beside the suite, which each worker imports
     settings = _toy_settings(trials=2, min_rounds=8, min_time_s=1e-6, time_limit_s=60, start=start)
-    job = group_job(suite, tmp_path, "pages.blocks", {"n": 1}, "cpu", ["reference", "same"],
-                    RunOptions(no_probes=True, malloc=malloc), settings)
+    job = _toy_group(tmp_path, PAGES_SUITE, "pages.blocks", ["reference", "same"], settings, malloc=malloc)
     found = measure_group(job)
     assert all(o.error is None and len(o.trials) == 2 for o in found.values()), found
     faults: dict[str, list[int]] = {}
@@ -453,14 +449,10 @@ def test_each_trial_forks_its_workers_from_a_fork_server_of_its_own(tmp_path: Pa
     # speedup between runs while every trial of a run agreed; a server per trial samples it.
     import psutil
 
-    from bench.options import RunOptions
-    from bench.trials import group_job, measure_group, server_number, stop_fork_servers
+    from bench.trials import measure_group, server_number, stop_fork_servers
 
-    suite = tmp_path / "parents_suite.py"
-    suite.write_text(PARENTS_SUITE)
     settings = _toy_settings(trials=3, time_limit_s=60, start="forkserver")
-    job = group_job(suite, tmp_path, "parents.add", {"n": 1}, "cpu", ["reference", "same"],
-                    RunOptions(no_probes=True), settings)
+    job = _toy_group(tmp_path, PARENTS_SUITE, "parents.add", ["reference", "same"], settings)
     try:
         found = measure_group(job)
     finally:
@@ -528,16 +520,12 @@ register(Case(name="log.busy", setup=setup, reference=_busy("reference"), varian
 def test_trial_workers_warm_up_side_by_side_and_time_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bench.options import RunOptions
-    from bench.trials import group_job, measure_group
+    from bench.trials import measure_group
 
-    suite = tmp_path / "log_suite.py"
-    suite.write_text(LOG_SUITE)
     log = tmp_path / "activity.log"
     monkeypatch.setenv("ACTIVITY_LOG", str(log))
     settings = _toy_settings(trials=4, min_rounds=3, budget_s=0.0, min_time_s=1e-6, ready_width=2)
-    job = group_job(suite, tmp_path, "log.busy", {"n": 1}, "cpu", ["reference", "other"],
-                    RunOptions(no_probes=True), settings)
+    job = _toy_group(tmp_path, LOG_SUITE, "log.busy", ["reference", "other"], settings)
     seconds: list[tuple[str, float, str]] = []
     found = measure_group(job, worker_seconds=seconds)
     assert all(o.error is None and len(o.trials) == 4 for o in found.values()), found
@@ -744,6 +732,20 @@ def _toy_settings(**changes: Any) -> Any:
         "timer_precision_s": 1e-9,
     }
     return TrialSettings(**{**defaults, **changes})
+
+
+def _toy_group(
+    folder: Path, source: str, case: str, names: list[str], settings: Any, **options: Any
+) -> Any:
+    """The check job of ``case``'s group at n = 1 on CPU, its suite ``source`` written into
+    ``folder`` (the run's root), without probes unless ``options`` say otherwise."""
+    from bench.options import RunOptions
+    from bench.trials import group_job
+
+    suite = folder / f"{case.split('.')[0]}_suite.py"
+    suite.write_text(source)
+    run_options = RunOptions(**{"no_probes": True, **options})
+    return group_job(suite, folder, case, {"n": 1}, "cpu", names, run_options, settings)
 
 
 def test_a_check_worker_calibrates_every_implementation_before_it_pins_malloc(
@@ -1023,14 +1025,10 @@ register(Case(name="slowimport.add", setup=setup, reference=reference, variants=
 def test_a_workers_start_is_not_held_to_its_first_steps_limit(tmp_path: Path) -> None:
     # A worker's start (imports, a CUDA context) is no implementation's time: a 1 s limit on each
     # step must not kill a worker whose suite takes 2.5 s to import.
-    from bench.options import RunOptions
-    from bench.trials import group_job, measure_group
+    from bench.trials import measure_group
 
-    suite = tmp_path / "slow_import_suite.py"
-    suite.write_text(SLOW_IMPORT_SUITE)
     settings = _toy_settings(trials=1, time_limit_s=1.0, start="spawn")
-    job = group_job(suite, tmp_path, "slowimport.add", {"n": 1}, "cpu", ["reference", "same"],
-                    RunOptions(no_probes=True), settings)
+    job = _toy_group(tmp_path, SLOW_IMPORT_SUITE, "slowimport.add", ["reference", "same"], settings)
     found = measure_group(job)
     assert all(o.error is None and len(o.trials) == 1 for o in found.values()), found
 

@@ -26,6 +26,15 @@ DRIFT_MIN_REFERENCES = 5
 # VM, moved them by a robust SD of 5 % (median |log change| 3-4 %), and three speedups whose
 # trial intervals separated (a 13 % move among them) were steps of nothing. A speedup's step must
 # likewise stand out from how every speedup moved between the same two runs.
+# The robust SD is that of the typical point, whose trials are tight; a point whose own trials
+# are looser moves more between runs for nothing. So the width a change must pass is DRIFT_K
+# times the drift's spread and the point's own standard errors in both runs, added in quadrature
+# (Drift.stands_out). Measured on the stored quick runs of 2026-12-04/05 (nine samples of three or
+# four runs of one commit, 2-core Xeon VM): the drift's spread alone let through 6 steps of
+# references and speedups with loose trials (gaussgan.train_step's reference 10 % faster at 3.3
+# spreads, its run-2 interval 5.8 % wide), with their own errors none of them, while all 10 steps
+# of paco2.covariance (moves of 10-34 % with tight trials: the memory-layout effect of the runs
+# before a fork server per trial) and one of dcgan.ema's reference stayed steps.
 REFERENCES, SPEEDUPS = "references' times", "variants' speedups"
 
 
@@ -51,14 +60,18 @@ class Drift:
     spread: float  # robust SD of those log changes (1.4826 x their median absolute deviation)
 
     def band(self) -> tuple[float, float]:
-        """The range of time changes (fractions, -0.2 = 20 % faster) that is not a step."""
+        """The range of time changes (fractions, -0.2 = 20 % faster) that is not a step for a point
+        whose own trials are tight; its own standard errors widen it (``stands_out``)."""
         width = DRIFT_K * self.spread
         return math.exp(self.median - width) - 1, math.exp(self.median + width) - 1
 
     kind: str = REFERENCES  # or SPEEDUPS: what moved (a speedup's log change > 0: faster)
 
-    def stands_out(self, log_change: float) -> bool:
-        return abs(log_change - self.median) > DRIFT_K * self.spread
+    def stands_out(self, log_change: float, own_se: float = 0.0) -> bool:
+        """Whether a log change lies beyond DRIFT_K standard deviations of the drift's median
+        change: the drift's spread and ``own_se`` (the point's own standard error of its log
+        change, from both runs' trials) added in quadrature."""
+        return abs(log_change - self.median) > DRIFT_K * math.hypot(self.spread, own_se)
 
 
 @dataclass(frozen=True)
@@ -173,14 +186,26 @@ def _drift(runs: Sequence[Run], index: int, kind: str = REFERENCES) -> Drift | N
     return Drift(index, len(changes), middle, spread, kind)
 
 
-def _interval(rec: Record, ref: Record | None) -> tuple[float, float, float] | None:
-    """What a step is judged on, as (estimate, low, high) with "slower" meaning smaller: a
+def _interval(rec: Record, ref: Record | None) -> tuple[float, float, float, int] | None:
+    """What a step is judged on, as (estimate, low, high, trials) with "slower" meaning smaller: a
     variant's speedup over its reference, the reference's calls per second, over the trials."""
     if ref is not None and rec is not ref:
         found = speedup(ref, rec)
-        return (found.estimate, found.low, found.high) if found is not None and found.trials > 1 else None
+        if found is None or found.trials < 2:
+            return None
+        return found.estimate, found.low, found.high, found.trials
     timed = trial_median(rec.trials)
-    return (1 / timed[0], 1 / timed[2], 1 / timed[1]) if timed is not None else None
+    return (1 / timed[0], 1 / timed[2], 1 / timed[1], len(rec.trials)) if timed is not None else None
+
+
+def _log_se(interval: tuple[float, float, float, int] | None) -> float:
+    """The standard error of an interval's log estimate: its log half-width over the Student t
+    quantile it was drawn with (95 %, trials - 1 degrees of freedom); 0 without one."""
+    if interval is None or interval[3] < 2 or interval[1] <= 0:
+        return 0.0
+    from scipy import stats as sps  # imported on use (bench.stats says why)
+
+    return math.log(interval[2] / interval[1]) / 2 / float(sps.t.ppf(0.975, interval[3] - 1))
 
 
 def _step(
@@ -193,14 +218,15 @@ def _step(
     found = _raw_step(previous, current, previous_ref, current_ref)
     if not found or not drifts:
         return found
+    before, after = _interval(previous, previous_ref), _interval(current, current_ref)
+    own_se = math.hypot(_log_se(before), _log_se(after))
     if current_ref is None or current_ref is current:
         drift, then, now = drifts.get(REFERENCES), _time(previous), _time(current)
     else:
-        before, after = _interval(previous, previous_ref), _interval(current, current_ref)
         drift = drifts.get(SPEEDUPS)
         then, now = (before[0] if before else None), (after[0] if after else None)
-    if drift is not None and then and now and not drift.stands_out(math.log(now / then)):
-        return ""  # everything moved about as much: the machine, not this case
+    if drift is not None and then and now and not drift.stands_out(math.log(now / then), own_se):
+        return ""  # everything moved about as much, given how precise this point is: the machine
     return found
 
 

@@ -78,8 +78,10 @@ def render_history(history: History, output: Path) -> str:
         "two trial intervals (of a variant's speedup, or of a reference's time) must separate; "
         "otherwise a one-sided Mann-Whitney U test on the rounds must find it significant "
         "(p < 0.01). It must also stand out from how everything of its kind moved between the same "
-        f"two runs (beyond {DRIFT_K:g} robust SDs of their changes around the median change, see "
-        "below): a reference's time from every reference's, a speedup from every speedup's. Absolute "
+        f"two runs: beyond {DRIFT_K:g} SDs of the median change, the SD being their changes' robust SD "
+        "and the point's own standard error from both runs' trials added in quadrature (see below; a "
+        "point with loose trials moves more for nothing): a reference's time from every reference's, "
+        "a speedup from every speedup's. Absolute "
         "times move with the machine; speedups much less, but by more than one run's trials show. "
         "Cells: median per call (speedup over that run's reference).",
         "",
@@ -103,7 +105,7 @@ def render_history(history: History, output: Path) -> str:
             "",
             table(
                 ("Run (against the one before)", "What", "How many", "Median change", "Robust SD",
-                 "Not a step"),
+                 "Not a step (for tight trials)"),
                 drift_rows,
             ),
             "",

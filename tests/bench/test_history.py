@@ -76,8 +76,11 @@ def test_a_step_needs_the_trial_intervals_to_separate(tmp_path: Path) -> None:
     assert [p.step for p in fast.points] == ["", "", "slower"]
 
 
-def _references_run(folder: Path, name: str, when: str, seconds: list[float]) -> None:
-    """A run of six grid points' references only, each measured in three tight trials."""
+def _references_run(
+    folder: Path, name: str, when: str, seconds: list[float], jitter: list[float] | None = None
+) -> None:
+    """A run of grid points' references only, each measured in three tight trials; or, with
+    ``jitter``, in eight trials whose medians spread around point i's time by ``jitter[i]`` (log)."""
     doc = document_copy()
     template = next(e for e in doc["benchmarks"] if e["extra_info"]["bench"]["variant"] == "reference")
     entries = []
@@ -87,7 +90,13 @@ def _references_run(folder: Path, name: str, when: str, seconds: list[float]) ->
         bench["params"] = {"n": n}
         entry["name"] = f"toy.square[n{n}-cpu-reference]"
         entry["fullname"] = f"suites/toy.py::{entry['name']}"
-        trials = [[base * (1 + 0.002 * (i + j % 3)) for j in range(20)] for i in range(3)]
+        if jitter is None:
+            trials = [[base * (1 + 0.002 * (i + j % 3)) for j in range(20)] for i in range(3)]
+        else:
+            offsets = [-1.5, -1.0, -0.5, 0.0, 0.0, 0.5, 1.0, 1.5]
+            spread = jitter[n - 8]
+            trials = [[base * math.exp(spread * z) * (1 + 0.001 * (j % 3)) for j in range(10)]
+                      for z in offsets]
         bench["trials"] = [{"trial": i, "rounds_s": t} for i, t in enumerate(trials)]
         rounds = sorted(x for t in trials for x in t)
         entry["stats"]["data"] = rounds
@@ -169,6 +178,31 @@ def test_speedups_that_move_as_much_as_every_speedup_are_not_steps(tmp_path: Pat
     key = ("toy.square", "n8", "cpu", "fast")
     ref = ("toy.square", "n8", "cpu", "reference")
     assert _raw_step(first[key], second[key], first[ref], second[ref]) == "faster"
+
+
+@pytest.mark.parametrize(("jitter", "step"), [(0.002, "faster"), (0.06, "")])
+def test_a_change_must_stand_out_from_the_drift_by_its_own_precision_too(
+    tmp_path: Path, jitter: float, step: str
+) -> None:
+    # Seven references move by -3 % to +3 % between the runs (a robust SD of about 3 %); the eighth
+    # gets 12 % faster, its trial intervals separating. With tight trials that is 3.7 spreads from
+    # the median move: a step. With trials spread by 6 % (a standard error of 2 % per run) the move
+    # is within three of the drift's spread and its own errors added in quadrature: not a step.
+    times = [0.004, 0.005, 0.006, 0.007, 0.008, 0.009, 0.010, 0.011]
+    moves = [1.02, 0.98, 1.01, 0.99, 1.03, 0.97, 1.0, 1 / 1.12]
+    loose = [0.002] * 7 + [jitter]
+    _references_run(tmp_path, "1.json", "2026-11-01T00:00:00", times, loose)
+    moved = [t * m for t, m in zip(times, moves, strict=True)]
+    _references_run(tmp_path, "2.json", "2026-11-02T00:00:00", moved, loose)
+    history = load_history(tmp_path)
+    steps = {s.point: s.points[1].step for s in history.series}
+    assert steps == {f"n{n}": step if n == 15 else "" for n in range(8, 16)}
+    # Either way the move passes 10 % and its intervals separate: only the drift rule tells them apart.
+    from bench.history import _raw_step
+
+    first, second = ({r.key: r for r in run.records} for run in history.runs)
+    key = ("toy.square", "n15", "cpu", "reference")
+    assert _raw_step(first[key], second[key], None, None) == "faster"
 
 
 def test_steps_between_runs_of_the_same_code_are_told_apart(

@@ -50,7 +50,7 @@ PROFILE_TRIALS: Mapping[str, int] = MappingProxyType({"quick": 4, "full": 7})
 # calls, two cycles a trial) and issue5 inconclusive where 11 and 9 trials would have decided them,
 # and 8 were the most a group could get: two of the verdicts that changed between the runs.
 MORE_TRIALS_FACTOR = 3
-# torch threads in a worker unless --threads says otherwise. One: on a 2-core machine two identical
+# Threads in a worker's pools (torch, BLAS, OpenMP) unless --threads says otherwise. One: on a 2-core machine two identical
 # quick runs moved a speedup by ~18 % (median) with torch's default two threads, 3-7 % with one;
 # and a 2-thread OpenMP op can stall a scheduler tick under contention.
 DEFAULT_THREADS = 1
@@ -116,8 +116,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "threads",
         "threads",
-        f"torch intra-op threads in the workers (default {DEFAULT_THREADS}: one thread moves a "
-        "speedup 3-7 %% between runs on a 2-core machine, torch's default of two ~18 %%)",
+        f"threads in the workers, in torch's pool and in every BLAS and OpenMP pool (numpy, scipy, "
+        f"PennyLane Lightning) (default {DEFAULT_THREADS}: one thread moves a speedup 3-7 %% between "
+        "runs on a 2-core machine, torch's default of two ~18 %%)",
         {"type": int, "metavar": "N"},
         commands=("run",),
     ),

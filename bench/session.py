@@ -38,6 +38,7 @@ from bench.results import SCHEMA, Record
 from bench.stats import trial_speedup
 from bench.trials import (
     AA,
+    THREAD_POOLS,
     Job,
     Outcome,
     TrialSettings,
@@ -475,6 +476,7 @@ class BenchSession:
                     int(self.config.getoption("benchmark_min_rounds")), self.options.trial_count
                 ),
                 "threads": self.options.worker_threads,
+                "thread_pools": list(THREAD_POOLS),
                 "start": self.options.worker_start,
                 "starts": {device: self.worker_start(device) for device in self.plan.run},
                 "malloc": self.options.malloc,

@@ -25,8 +25,12 @@ def _threads(run: Run) -> str:
     trials = run.info.get("trials") or {}
     if trials.get("threads"):
         malloc = f", glibc malloc {trials['malloc']} (`--malloc`)" if trials.get("malloc") else ""
-        return f"{trials['threads']} in the workers{malloc}"
-    return str(run.environment.get("threads", "?"))
+        pools = trials.get("thread_pools")
+        if pools:
+            return f"threads {trials['threads']} in the workers, in each pool ({', '.join(pools)}){malloc}"
+        # Runs before the pools were named limited torch's alone.
+        return f"torch threads {trials['threads']} in the workers{malloc}"
+    return f"torch threads {run.environment.get('threads', '?')}"
 
 
 def _environment(run: Run) -> list[str]:
@@ -41,7 +45,7 @@ def _environment(run: Run) -> list[str]:
     lines = [
         f"- **Run**: `{run.path}`, {run.datetime or 'unknown time'}, profile `{run.profile}`",
         f"- **CPU**: {env.get('cpu_model', '?')}, {env.get('cpu_count', '?')} logical cores, "
-        f"torch threads {_threads(run)}",
+        f"{_threads(run)}",
         f"- **GPU**: {_gpu(gpu)}",
         f"- **Software**: Python {env.get('python', '?')}, torch {env.get('torch', '?')} "
         f"(CUDA {env.get('cuda') or 'none'}), PennyLane {env.get('pennylane') or 'not installed'}, "

@@ -197,6 +197,10 @@ def test_the_environment_says_the_workers_threads_and_allocator(tmp_path: Path) 
     # A run from before the option names no allocator; one without trials, the run's threads.
     assert cpu_line({"threads": 1}).endswith("torch threads 1 in the workers")
     assert cpu_line(None).endswith("torch threads 2")
+    pools = cpu_line({"threads": 1, "malloc": "steady", "thread_pools": ["torch", "BLAS", "OpenMP"]})
+    assert pools.endswith(
+        "threads 1 in the workers, in each pool (torch, BLAS, OpenMP), glibc malloc steady (`--malloc`)"
+    )
 
 
 def test_the_method_says_where_the_runs_time_went(tmp_path: Path) -> None:

@@ -477,6 +477,63 @@ def test_each_trial_forks_its_workers_from_a_fork_server_of_its_own(tmp_path: Pa
     assert server_number(extra) == 1
 
 
+POOLS_SUITE = """
+import json
+import os
+
+import numpy
+import torch
+from threadpoolctl import threadpool_info
+
+from bench import Case, Grid, register
+
+LOG = os.path.join(os.path.dirname(__file__), "pools.log")
+
+
+def setup(params, device):
+    pools = {f"{p['user_api']}:{os.path.basename(p['filepath'])}": p["num_threads"]
+             for p in threadpool_info()}
+    with open(LOG, "a") as f:
+        f.write(json.dumps({"pools": pools, "torch": torch.get_num_threads(),
+                            "env": os.environ.get("OPENBLAS_NUM_THREADS")}) + "\\n")
+    return {"x": numpy.ones((8, 8))}
+
+
+def reference(x):
+    return torch.from_numpy(x @ x)
+
+
+register(Case(name="pools.matmul", setup=setup, reference=reference, variants={"same": reference},
+              grids={"quick": Grid(n=[1]), "full": Grid(n=[1])}))
+"""
+
+
+@pytest.mark.parametrize("start", ["fork", "forkserver"])
+def test_a_worker_limits_every_thread_pool_not_torchs_alone(tmp_path: Path, start: str) -> None:
+    # numpy's and scipy's OpenBLAS size their pools by the cores: with torch at one thread,
+    # gaussgan.validation's numpy metrics still ran on two, with an IQR of a quarter of a call.
+    # Forked from the run's process, the pools are numpy's, loaded there with the cores' size.
+    from threadpoolctl import threadpool_info
+
+    from bench.trials import measure_group, stop_fork_servers
+
+    blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+    assert blas, "numpy's BLAS is loaded in the test process"
+    settings = _toy_settings(trials=1, time_limit_s=60, start=start, threads=1)
+    job = _toy_group(tmp_path, POOLS_SUITE, "pools.matmul", ["reference", "same"], settings)
+    try:
+        found = measure_group(job)
+    finally:
+        stop_fork_servers()
+    assert all(o.error is None for o in found.values()), found
+    seen = [json.loads(line) for line in (tmp_path / "pools.log").read_text().splitlines()]
+    assert len(seen) == 2  # the check's worker and the trial's
+    for worker in seen:
+        assert worker["torch"] == 1 and worker["env"] == "1", worker
+        assert any(name.startswith("blas:") for name in worker["pools"]), worker
+        assert set(worker["pools"].values()) == {1}, worker
+
+
 LOG_SUITE = """
 import os
 import time

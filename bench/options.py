@@ -50,9 +50,9 @@ PROFILE_TRIALS: Mapping[str, int] = MappingProxyType({"quick": 4, "full": 7})
 # calls, two cycles a trial) and issue5 inconclusive where 11 and 9 trials would have decided them,
 # and 8 were the most a group could get: two of the verdicts that changed between the runs.
 MORE_TRIALS_FACTOR = 3
-# Threads in a worker's pools (torch, BLAS, OpenMP) unless --threads says otherwise. One: on a 2-core machine two identical
-# quick runs moved a speedup by ~18 % (median) with torch's default two threads, 3-7 % with one;
-# and a 2-thread OpenMP op can stall a scheduler tick under contention.
+# Threads in a worker's pools (torch, BLAS, OpenMP) unless --threads says otherwise. One: on a
+# 2-core machine two identical quick runs moved a speedup by ~18 % (median) with torch's default
+# two threads, 3-7 % with one; and a 2-thread OpenMP op can stall a scheduler tick under contention.
 DEFAULT_THREADS = 1
 # How a worker's glibc malloc is set up before it builds anything (bench.probes.memory): steady
 # (the heap keeps what calls free, so steady-state calls fault no fresh pages) or glibc's default.

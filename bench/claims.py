@@ -10,7 +10,7 @@ from typing import Any
 from bench.case import CLAIM_METRICS, MEMORY_METRICS, Case, Claim, point_id
 from bench.compare import peak_bytes, peak_samples, speedup
 from bench.results import Record, Run
-from bench.stats import Speedup, paired_ratio
+from bench.stats import Speedup, paired_ratio, t_quantile
 
 HOLDS = "holds"
 UNDERSTATED = "understated"
@@ -235,9 +235,7 @@ def _half_width_factor(trials: int, confidence: float = 0.95) -> float:
     """How an interval over ``trials`` trials scales with their number (bench.stats.trial_speedup:
     Student's t with n-1 degrees of freedom times a bootstrap standard error of the mean of n
     trials, about sd * sqrt(n - 1) / n)."""
-    from scipy import stats as sps  # imported on use (bench.stats says why)
-
-    return float(sps.t.ppf(0.5 + confidence / 2, trials - 1)) * math.sqrt(trials - 1) / trials
+    return t_quantile(trials, confidence) * math.sqrt(trials - 1) / trials
 
 
 def trials_to_decide(claim: Claim, found: Speedup, cap: int) -> int:
@@ -295,9 +293,7 @@ def memory_change(
 
 def _t_factor(n: int, confidence: float = 0.95) -> float:
     """How a Student-t interval of the mean of ``n`` values scales with ``n``: t(n-1) / sqrt(n)."""
-    from scipy import stats as sps  # imported on use (bench.stats says why)
-
-    return float(sps.t.ppf(0.5 + confidence / 2, n - 1)) / math.sqrt(n)
+    return t_quantile(n, confidence) / math.sqrt(n)
 
 
 def passes_to_decide(claim: Claim, base: Sequence[float], var: Sequence[float], cap: int) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 from bench.compare import speedup
 from bench.errors import ResultsError
 from bench.results import Record, Run, load_run
-from bench.stats import slower_p_value, trial_median
+from bench.stats import slower_p_value, t_quantile, trial_median
 
 STEP_THRESHOLD = 0.10  # a median moving by more than this ...
 STEP_ALPHA = 0.01  # ... with a Mann-Whitney p below this, between consecutive runs, is a step
@@ -203,9 +203,7 @@ def _log_se(interval: tuple[float, float, float, int] | None) -> float:
     quantile it was drawn with (95 %, trials - 1 degrees of freedom); 0 without one."""
     if interval is None or interval[3] < 2 or interval[1] <= 0:
         return 0.0
-    from scipy import stats as sps  # imported on use (bench.stats says why)
-
-    return math.log(interval[2] / interval[1]) / 2 / float(sps.t.ppf(0.975, interval[3] - 1))
+    return math.log(interval[2] / interval[1]) / 2 / t_quantile(interval[3])
 
 
 def _step(

@@ -162,6 +162,14 @@ class Speedup:
         return (self.high - self.low) / 2 / self.estimate
 
 
+def t_quantile(n: int, confidence: float = 0.95) -> float:
+    """Student's two-sided t quantile for the mean of ``n`` values (n - 1 degrees of freedom): the
+    factor every interval over trials or passes is drawn with."""
+    from scipy import stats as sps
+
+    return float(sps.t.ppf(0.5 + confidence / 2, n - 1))
+
+
 def trial_speedup(
     reference: Sequence[Sequence[float]],
     variant: Sequence[Sequence[float]],
@@ -206,7 +214,7 @@ def trial_speedup(
     replicates = stacked[chosen, np.arange(n_resamples)[:, None], np.arange(n)[None, :]].mean(axis=1)
     if n > 1:
         se = float(np.std(replicates, ddof=1))
-        quantile = float(sps.t.ppf(0.5 + confidence / 2, n - 1))
+        quantile = t_quantile(n, confidence)
         method = f"hierarchical bootstrap over {n} trials, t-scaled"
     else:
         se = float(np.std(replicates, ddof=1))
@@ -233,10 +241,8 @@ def trial_median(
 def _t_interval(logs: Sequence[float], confidence: float) -> tuple[float, float, float]:
     """exp of the mean of ``logs`` (two or more) and of its Student-t interval's ends."""
     n = len(logs)
-    from scipy import stats as sps
-
     centre, sd = float(np.mean(logs)), float(np.std(logs, ddof=1))
-    half = float(sps.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    half = t_quantile(n, confidence) * sd / math.sqrt(n)
     return math.exp(centre), math.exp(centre - half), math.exp(centre + half)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -103,6 +104,13 @@ def negative_agreement(ref: Any, var: Any) -> dict[str, float]:
             "loss_rel_err": relative_error(ref.loss, var.loss)}
 
 
+# The two-stage loss, timed against the per-pair reference (paco2.pac_loss) and against the whitened
+# loss (paco2.negatives, P5).
+TWO_STAGE_TOP32 = Variant(pac_loss_of_views, kwargs={"method": "two_stage", "top_m": 32}, exact=False,
+                          quality=negative_agreement,
+                          note="cosine top-32 prefilter, Mahalanobis on the shortlist only")
+
+
 register(Case(
     name="paco2.pac_loss",
     description=(
@@ -116,11 +124,9 @@ register(Case(
     variants={
         "whitened": Variant(pac_loss_of_views, kwargs={"method": "whitened"},
                             note="one Cholesky per sample; distances from whitened vectors"),
-        "two_stage_top32": Variant(pac_loss_of_views, kwargs={"method": "two_stage", "top_m": 32},
-                                   exact=False, quality=negative_agreement,
-                                   note="cosine top-32 prefilter, Mahalanobis on the shortlist only "
-                                        "(a pool of 32 or fewer, as at the quick size's 24, has nothing "
-                                        "to prune: the whitened loss; paco2.negatives measures pruning)"),
+        "two_stage_top32": replace(TWO_STAGE_TOP32, note=TWO_STAGE_TOP32.note + (
+            " (a pool of 32 or fewer, as at the quick size's 24, has nothing to prune: the whitened loss; "
+            "paco2.negatives measures pruning)")),
     },
     grids={"quick": Grid(batch=[4], parts=[4], dim=[32]),
            "full": Grid(batch=[8], parts=[4, 6], dim=[64, 128])},
@@ -146,11 +152,7 @@ register(Case(
     setup=pac_setup,
     reference=Variant(pac_loss_of_views, kwargs={"method": "whitened"},
                       note="exact search over the whole pool, one Cholesky per sample"),
-    variants={
-        "two_stage_top32": Variant(pac_loss_of_views, kwargs={"method": "two_stage", "top_m": 32},
-                                   exact=False, quality=negative_agreement,
-                                   note="cosine top-32 prefilter, Mahalanobis on the shortlist only"),
-    },
+    variants={"two_stage_top32": TWO_STAGE_TOP32},
     grids={"quick": Grid(batch=[8, 16, 32], parts=[4], dim=[32]),
            "full": Grid(batch=[8, 16, 32], parts=[4, 6], dim=[64, 128])},
     mode="forward_backward",
